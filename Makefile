@@ -1,0 +1,38 @@
+# Tollgate: `make run` serves the console, admin and API; `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install lint chromium bench
+
+$(VENV)/.installed: requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Tollgate needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV) || (echo "Could not create a virtualenv: apt-get install python3.11-venv" && false)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py bootstrap
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+test: install chromium
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# Browser tests drive Debian's Chromium; install it where missing (needs root or sudo).
+chromium:
+	@sh scripts/ensure-chromium.sh
+
+bench: install
+	$(PY) bench/overhead.py

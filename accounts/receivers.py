@@ -1,0 +1,1 @@
+"""Receivers of third-party signals (allauth); each only calls a service."""

@@ -1,0 +1,8 @@
+"""Signals accounts sends for others to act on, keeping imports one-way
+(accounts <- billing <- gateway). The gateway listens to drop cached keys."""
+
+from django.dispatch import Signal
+
+# Sent after commit when a key is revoked or its group, limits or expiry change.
+# kwargs: secret_hash
+api_key_changed = Signal()

@@ -1,0 +1,213 @@
+"""The catalog (providers, models, aliases, deployments, group access), BYOK provider
+keys, and the request log."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from accounts.models import ApiKey, Group, Organisation, TimeStamped
+
+
+class Protocol(models.TextChoices):
+    OPENAI = "openai", "OpenAI Chat Completions"
+    ANTHROPIC = "anthropic", "Anthropic Messages"
+
+
+class Provider(TimeStamped):
+    """An upstream API. Managed credentials are either stored encrypted
+    (`api_key_encrypted`, set through the admin) or read from an environment variable
+    named in `api_key_env` at request time."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    protocol = models.CharField(max_length=10, choices=Protocol.choices)
+    base_url = models.URLField(
+        help_text="Up to and including the version segment, e.g. https://api.openai.com/v1 "
+        "or https://api.anthropic.com/v1"
+    )
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_last_four = models.CharField(max_length=4, blank=True, editable=False)
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Environment variable holding the managed key"
+    )
+    extra_headers = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+def _price() -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=14,
+        decimal_places=6,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="USD per million tokens",
+    )
+
+
+class Model(TimeStamped):
+    """A public model id clients ask for, with its limits and pass-through prices."""
+
+    public_id = models.CharField(max_length=120, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    context_window = models.PositiveIntegerField(default=128_000)
+    max_output_tokens = models.PositiveIntegerField(default=8192)
+    price_input = _price()
+    price_output = _price()
+    price_cache_read = _price()
+    price_cache_write_5m = _price()
+    price_cache_write_1h = _price()
+    groups = models.ManyToManyField(Group, blank=True, related_name="models")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["public_id"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class ModelAlias(models.Model):
+    alias = models.CharField(max_length=160, unique=True)
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.alias} -> {self.model.public_id}"
+
+
+class Deployment(TimeStamped):
+    """A model served by a provider under the upstream's own model name. Lower
+    priority numbers are tried first; equal priorities share load by weight."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="deployments")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="deployments")
+    upstream_model = models.CharField(max_length=200)
+    priority = models.PositiveIntegerField(default=0)
+    weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "priority", "-weight"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "provider", "upstream_model"], name="deployment_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.public_id} @ {self.provider.slug}:{self.upstream_model}"
+
+
+class ProviderKeyMode(models.TextChoices):
+    PREFER = "prefer", "Prefer mine, fall back to managed"
+    ONLY = "only", "Mine only"
+
+
+class ProviderKey(TimeStamped):
+    """A customer's own key for a provider (BYOK), encrypted at rest."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="provider_keys"
+    )
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    secret_encrypted = models.TextField(editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    mode = models.CharField(
+        max_length=10, choices=ProviderKeyMode.choices, default=ProviderKeyMode.PREFER
+    )
+    created_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "provider"], name="provider_key_one_per_provider"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation} {self.provider} …{self.last_four}"
+
+
+class RequestOutcome(models.TextChoices):
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RequestLog(models.Model):
+    """One row per proxied request, written in batches off the request path.
+    Token counts follow Anthropic's split: `input_tokens` excludes cached tokens.
+    Bodies are never stored here."""
+
+    request_id = models.CharField(max_length=40, unique=True)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="request_logs"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="request_logs"
+    )
+    session_id = models.CharField(max_length=200, blank=True, default="")
+    client_protocol = models.CharField(max_length=10, choices=Protocol.choices)
+    requested_model = models.CharField(max_length=200)
+    resolved_model = models.CharField(max_length=120, blank=True, default="")
+    provider = models.CharField(max_length=50, blank=True, default="")
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    upstream_model = models.CharField(max_length=200, blank=True, default="")
+    stream = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=10, choices=RequestOutcome.choices)
+    error_type = models.CharField(max_length=60, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttfb_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_5m_tokens = models.PositiveIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    usage_estimated = models.BooleanField(
+        default=False, help_text="Tokens estimated (the upstream did not report usage)"
+    )
+    cost_nano = models.BigIntegerField(default=0, help_text="Charged cost, nano-USD")
+    byok = models.BooleanField(default=False)
+    attempts = models.JSONField(default=list, blank=True)
+    route_reason = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["organisation", "-started_at"], name="reqlog_org_time"),
+            models.Index(fields=["organisation", "api_key", "-started_at"], name="reqlog_org_key"),
+            models.Index(
+                fields=["organisation", "session_id", "-started_at"], name="reqlog_org_session"
+            ),
+            models.Index(
+                fields=["organisation", "resolved_model", "-started_at"], name="reqlog_org_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
