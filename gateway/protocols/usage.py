@@ -1,0 +1,119 @@
+"""Token usage in one normalised shape, read from and written to each protocol.
+
+Normalised counts follow Anthropic's split: `input_tokens` EXCLUDES cached tokens, so
+each token is counted (and priced) exactly once:
+    OpenAI prompt_tokens = input + cache_read + cache_write_5m + cache_write_1h
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens, reported for information
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+    # --- reading ---------------------------------------------------------------
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any] | None) -> Usage:
+        if not usage:
+            return cls()
+        prompt = _int(usage.get("prompt_tokens"))
+        details = usage.get("prompt_tokens_details") or {}
+        cached = _int(details.get("cached_tokens")) or _int(usage.get("cache_read_input_tokens"))
+        # OpenAI itself reports no cache writes; OpenAI-compatible gateways in front of
+        # Anthropic models report them at the top level, inside prompt_tokens.
+        written = _int(usage.get("cache_creation_input_tokens"))
+        completion_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            input_tokens=max(prompt - cached - written, 0),
+            output_tokens=_int(usage.get("completion_tokens")),
+            cache_read_tokens=cached,
+            cache_write_5m_tokens=written,
+            reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
+        )
+
+    @classmethod
+    def from_anthropic(cls, usage: dict[str, Any] | None) -> Usage:
+        if not usage:
+            return cls()
+        written = _int(usage.get("cache_creation_input_tokens"))
+        split = usage.get("cache_creation") or {}
+        w1h = _int(split.get("ephemeral_1h_input_tokens"))
+        w5m = _int(split.get("ephemeral_5m_input_tokens"))
+        if w1h + w5m != written:  # no split reported (or inconsistent): treat as 5m
+            w5m, w1h = written - min(w1h, written), min(w1h, written)
+        return cls(
+            input_tokens=_int(usage.get("input_tokens")),
+            output_tokens=_int(usage.get("output_tokens")),
+            cache_read_tokens=_int(usage.get("cache_read_input_tokens")),
+            cache_write_5m_tokens=w5m,
+            cache_write_1h_tokens=w1h,
+        )
+
+    def merge_anthropic_delta(self, usage: dict[str, Any] | None) -> None:
+        """Apply a message_delta usage: its counts are cumulative, so replace the
+        fields it carries rather than adding."""
+        if not usage:
+            return
+        if "output_tokens" in usage:
+            self.output_tokens = _int(usage["output_tokens"])
+        if usage.get("input_tokens") is not None:
+            self.input_tokens = _int(usage["input_tokens"])
+        if usage.get("cache_read_input_tokens") is not None:
+            self.cache_read_tokens = _int(usage["cache_read_input_tokens"])
+        if usage.get("cache_creation_input_tokens") is not None:
+            fresh = Usage.from_anthropic(usage)
+            self.cache_write_5m_tokens = fresh.cache_write_5m_tokens
+            self.cache_write_1h_tokens = fresh.cache_write_1h_tokens
+
+    # --- writing ---------------------------------------------------------------
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cache_read_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            # Roo Code and other clients read these top-level Anthropic-style counts.
+            "cache_read_input_tokens": self.cache_read_tokens,
+            "cache_creation_input_tokens": self.cache_write_tokens,
+        }
+
+    def to_anthropic(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_input_tokens": self.cache_write_tokens,
+            "cache_read_input_tokens": self.cache_read_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write_5m_tokens,
+                "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
+            },
+        }
