@@ -124,6 +124,39 @@ def gateway_server():
 
 
 @pytest.fixture
-def live_url(gateway_server, transactional_db) -> str:
-    """URL of the running app; the test's data is committed so the server sees it."""
-    return gateway_server.url
+def live_url(gateway_server, transactional_db):
+    """URL of the running app; the test's data is committed so the server sees it.
+    Usage events still queued are written before the database is emptied."""
+    from gateway.runtime import runtime
+
+    yield gateway_server.url
+    runtime.drain()
+
+
+from gateway.fakeupstream import FakeUpstream  # noqa: E402  (plain Python, no Django)
+
+
+@dataclass
+class FakeUpstreamServer:
+    """The fake OpenAI/Anthropic upstream on a real port: `url` is its base
+    (http://127.0.0.1:PORT; OpenAI clients add /v1), `app` the FakeUpstream to script."""
+
+    url: str
+    app: FakeUpstream
+
+
+@pytest.fixture(scope="session")
+def _fake_upstream_server():
+    app = FakeUpstream()
+    served = ServedApp(app, lifespan="off")
+    yield FakeUpstreamServer(url=served.url, app=app)
+    served.stop()
+
+
+@pytest.fixture
+def fake_upstream(_fake_upstream_server) -> FakeUpstreamServer:
+    """The session's fake upstream with no scripts, no recorded requests, a cold prompt
+    cache and default settings, for each test."""
+    _fake_upstream_server.app.reset(settings=True)
+    yield _fake_upstream_server
+    _fake_upstream_server.app.reset(settings=True)

@@ -11,12 +11,17 @@ Amounts are integer nano-dollars (1e-9 USD): exact, and a request's cost fits.
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from accounts.models import Organisation
 
 NANO_PER_USD = 1_000_000_000
+NANO_PER_CENT = NANO_PER_USD // 100
 
 
 class EntryKind(models.TextChoices):
@@ -38,6 +43,11 @@ class LedgerEntry(models.Model):
     idempotency_key = models.CharField(max_length=200, unique=True)
     reference = models.CharField(max_length=200, blank=True, default="")
     memo = models.CharField(max_length=300, blank=True, default="")
+    # The key whose request this usage (or BYOK fee) entry bills; key spend limits
+    # are rebuilt from these when their counters are missing.
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+",
@@ -47,7 +57,10 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["organisation", "-created_at"], name="ledger_org_time")]
+        indexes = [
+            models.Index(fields=["organisation", "-created_at"], name="ledger_org_time"),
+            models.Index(fields=["api_key", "created_at"], name="ledger_key_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_nano} ({self.organisation_id})"
@@ -62,3 +75,158 @@ class CreditBalance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organisation_id}: {self.balance_nano}"
+
+
+class OrganisationCredit(Organisation):
+    """An admin-only view of an organisation's credit (balance, adjust credit). A proxy:
+    no table of its own, so the accounts app's admin stays untouched."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "organisation credit"
+        verbose_name_plural = "organisation credit"
+
+
+class TrialGrant(models.Model):
+    """One trial credit per verified e-mail address (case-insensitive) and per
+    organisation, enforced by the two unique constraints rather than by a check that
+    two concurrent confirmations could both pass. A claim is made when an address is
+    verified; it is granted (organisation set) once the user owns an organisation."""
+
+    email = models.EmailField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    organisation = models.OneToOneField(
+        Organisation, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    granted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="trial_grant_email_ci_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"trial for {self.organisation_id or 'pending'}"
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting checkout"
+    PROCESSING = "processing", "Payment processing"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Payment failed"
+    EXPIRED = "expired", "Checkout expired"
+
+
+class TopUp(models.Model):
+    """A Stripe Checkout payment for credit. The fee is fixed when the checkout is
+    created (what the customer was shown is what they are charged). Credit moves only
+    when Stripe's signed webhook says the payment succeeded; refunds and disputes are
+    tracked as cumulative amounts so each event posts only the difference."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="topups"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    amount_cents = models.PositiveIntegerField(help_text="What the customer pays, in cents")
+    fee_percent = models.DecimalField(max_digits=5, decimal_places=2)
+    fee_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(
+        max_length=10, choices=TopUpStatus.choices, default=TopUpStatus.PENDING
+    )
+    stripe_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_payment_intent_id = models.CharField(
+        max_length=255, blank=True, default="", db_index=True
+    )
+    # Cumulative amounts Stripe reported, and how much of each the ledger already has.
+    refunded_cents = models.PositiveIntegerField(default=0)
+    refund_posted_cents = models.PositiveIntegerField(default=0)
+    dispute_id = models.CharField(max_length=255, blank=True, default="")
+    disputed_cents = models.PositiveIntegerField(default=0)
+    dispute_posted_cents = models.PositiveIntegerField(default=0)
+    fee_reversed_nano = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "top-up"
+
+    def __str__(self) -> str:
+        return f"top-up {self.public_id} ({self.status})"
+
+    @property
+    def amount_nano(self) -> int:
+        return self.amount_cents * NANO_PER_CENT
+
+    @property
+    def fee_nano(self) -> int:
+        return self.fee_cents * NANO_PER_CENT
+
+    @property
+    def credit_cents(self) -> int:
+        return self.amount_cents - self.fee_cents
+
+    # Display helpers: exact Decimals of dollars with cents.
+    @property
+    def amount_usd(self) -> Decimal:
+        return Decimal(self.amount_cents).scaleb(-2)
+
+    @property
+    def fee_usd(self) -> Decimal:
+        return Decimal(self.fee_cents).scaleb(-2)
+
+    @property
+    def credit_usd(self) -> Decimal:
+        return Decimal(self.credit_cents).scaleb(-2)
+
+    @property
+    def refunded_usd(self) -> Decimal:
+        return Decimal(self.refunded_cents + self.disputed_cents).scaleb(-2)
+
+
+class StripeEventOutcome(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    CREDITED = "credited", "Credit granted"
+    DEBITED = "debited", "Refund or dispute posted"
+    RECORDED = "recorded", "State recorded, no ledger change"
+    DEFERRED = "deferred", "Waiting for the payment it refers to"
+    UNMATCHED = "unmatched", "Not a Tollgate top-up"
+    REJECTED = "rejected", "Rejected (inconsistent with the top-up)"
+    IGNORED = "ignored", "Event type not handled"
+
+
+class StripeEvent(models.Model):
+    """Every webhook event Stripe delivered, by its Stripe id (UNIQUE: two concurrent
+    retries cannot both insert, so an event is handled once), with the outcome."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    payment_intent = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    topup = models.ForeignKey(
+        TopUp, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    outcome = models.CharField(
+        max_length=12, choices=StripeEventOutcome.choices,
+        default=StripeEventOutcome.PROCESSING,
+    )
+    detail = models.CharField(max_length=300, blank=True, default="")
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_id}"

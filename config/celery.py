@@ -3,9 +3,18 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("tollgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # Hourly, off the hour: reports any organisation whose balance != its ledger sum.
+    "billing-reconcile-balances": {
+        "task": "billing.reconcile_balances",
+        "schedule": crontab(minute=17),
+    },
+}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import ConfigError, env_bool, env_decimal, env_int, env_list, env_str
+from config.env import ConfigError, env_bool, env_decimal, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TOLLGATE_VAR_DIR", str(BASE_DIR / "var")))
@@ -190,7 +190,12 @@ TOLLGATE_KEY_PREFIX = "sk-tg-"
 # How long a worker may serve a key, catalog or group from memory before it checks
 # again; explicit invalidation through Redis makes changes visible sooner.
 TOLLGATE_CACHE_TTL_SECONDS = env_int("TOLLGATE_CACHE_TTL_SECONDS", 30)
-TOLLGATE_KEEPALIVE_SECONDS = env_int("TOLLGATE_KEEPALIVE_SECONDS", 15)
+# Streams: response headers go out when the upstream answers, or after this grace
+# if it is still silent (so an upstream error can still get its real status); then an
+# SSE comment every TOLLGATE_KEEPALIVE_SECONDS while nothing else is sent, so clients
+# with idle limits (Node drops a request after 300 s) survive long prefill.
+TOLLGATE_STREAM_HEADER_GRACE_MS = env_int("TOLLGATE_STREAM_HEADER_GRACE_MS", 1000)
+TOLLGATE_KEEPALIVE_SECONDS = env_float("TOLLGATE_KEEPALIVE_SECONDS", 15.0)
 TOLLGATE_UPSTREAM_CONNECT_TIMEOUT = env_int("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10)
 TOLLGATE_UPSTREAM_READ_TIMEOUT = env_int("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600)
 TOLLGATE_UPSTREAM_MAX_CONNECTIONS = env_int("TOLLGATE_UPSTREAM_MAX_CONNECTIONS", 1000)

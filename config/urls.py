@@ -10,5 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", api.urls),
+    path("billing/", include("billing.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -1,12 +1,207 @@
+"""Per-process gateway state: the catalog snapshot, the key cache, the shared upstream
+client, the credit store, the usage queue and its flusher, and the invalidation
+listener. Started and stopped by the ASGI lifespan (config/asgi.py).
+
+Lookups on the hot path are answered from memory; a miss falls through to Redis and
+then to the database, whose sync ORM calls run on a small dedicated thread pool so
+they never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import close_old_connections
+
+from billing.credit import LocalCreditStore, RedisCreditStore
+from gateway.auth import KeyInfo, key_info_load
+from gateway.catalog import CatalogSnapshot, catalog_snapshot_load
+from gateway.upstream import upstream_client_create
+from gateway.usage import LocalUsageQueue, RedisUsageQueue, UsageFlusher
+
+log = logging.getLogger(__name__)
+
+NEGATIVE_TTL = 5.0
+
+
+def _db_call(fn, *args):
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
 class Runtime:
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tg-db")
+        self._keys: dict[str, tuple[KeyInfo | None, float]] = {}
+        self._byok: dict[int, tuple[dict[int, tuple[str, str]], float]] = {}
+        self._snapshot: CatalogSnapshot | None = None
+        self._snapshot_loading: asyncio.Future | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.redis = None  # redis.asyncio client when REDIS_URL is set
+        self.client: httpx.AsyncClient | None = None
+        self.credit: Any = None
+        self.usage: Any = None
+        self.flusher: UsageFlusher | None = None
+        self.started = False
+
+    # --- life cycle ----------------------------------------------------------------
     async def start(self) -> None:
-        pass
+        if self.started:
+            return
+        from gateway.invalidation import sync_redis
+
+        self.client = upstream_client_create()
+        sync_client = sync_redis()
+        if sync_client is not None:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.Redis.from_url(settings.REDIS_URL)
+            self.credit = RedisCreditStore(self.redis, sync_client, self.run_db)
+            self.usage = RedisUsageQueue(self.redis, sync_client)
+            self._tasks.append(asyncio.create_task(self._listen()))
+        else:
+            self.credit = LocalCreditStore(self.run_db)
+            self.usage = LocalUsageQueue()
+        self.flusher = UsageFlusher(self.usage, self.credit.flushed)
+        self.flusher.start()
+        self.started = True
+        await self.catalog()
 
     async def stop(self) -> None:
-        pass
+        if not self.started:
+            return
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        if self.flusher is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.flusher.stop)
+        if self.client is not None:
+            await self.client.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        self.started = False
 
     def reset(self) -> None:
-        pass
+        """Forget every cached thing (tests: each starts cold)."""
+        self._keys.clear()
+        self._byok.clear()
+        self._snapshot = None
+        if self.credit is not None and isinstance(self.credit, LocalCreditStore):
+            self.credit.__init__(self.run_db)
+
+    def drain(self) -> None:
+        """Write every queued usage event now (tests and shutdown)."""
+        if self.flusher is not None:
+            self.flusher.drain()
+
+    async def run_db(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, _db_call, fn, *args
+        )
+
+    # --- invalidation --------------------------------------------------------------
+    def apply_invalidation(self, kind: str, value: str) -> None:
+        if kind == "key":
+            self._keys.pop(value, None)
+        elif kind == "catalog":
+            self._snapshot = None
+        elif kind == "byok":
+            self._byok.pop(int(value), None)
+        elif kind == "credit" and self.credit is not None:
+            self.credit.invalidate([int(value)])
+
+    async def _listen(self) -> None:
+        from gateway.invalidation import CHANNEL
+
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                # Anything may have changed while we were not listening.
+                self._keys.clear()
+                self._snapshot = None
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    kind, _, value = message["data"].decode().partition(":")
+                    if kind != "credit":  # the publisher already reset shared credit
+                        self.apply_invalidation(kind, value)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("invalidation listener lost Redis; reconnecting")
+                await asyncio.sleep(1)
+
+    # --- lookups ------------------------------------------------------------------
+    async def catalog(self) -> CatalogSnapshot:
+        snapshot = self._snapshot
+        if snapshot is not None:
+            if time.monotonic() - snapshot.loaded_at > settings.TOLLGATE_CACHE_TTL_SECONDS:
+                self._catalog_reload()  # serve this one; the next request gets the new
+            return snapshot
+        return await self._catalog_reload()
+
+    def _catalog_reload(self) -> asyncio.Future:
+        if self._snapshot_loading is None or self._snapshot_loading.done():
+            self._snapshot_loading = asyncio.ensure_future(self._load_snapshot())
+        return self._snapshot_loading
+
+    async def _load_snapshot(self) -> CatalogSnapshot:
+        snapshot = await self.run_db(catalog_snapshot_load)
+        self._snapshot = snapshot
+        return snapshot
+
+    async def key_info(self, secret_hash: str) -> KeyInfo | None:
+        now = time.monotonic()
+        cached = self._keys.get(secret_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        info: KeyInfo | None = None
+        found = False
+        if self.redis is not None:
+            raw = await self.redis.get(f"tg:key:{secret_hash}")
+            if raw is not None:
+                info, found = KeyInfo.loads(raw), True
+        if not found:
+            info = await self.run_db(key_info_load, secret_hash)
+            if info is not None and self.redis is not None:
+                await self.redis.set(
+                    f"tg:key:{secret_hash}", info.dumps(),
+                    ex=settings.TOLLGATE_CACHE_TTL_SECONDS * 10,
+                )
+        ttl = settings.TOLLGATE_CACHE_TTL_SECONDS if info is not None else NEGATIVE_TTL
+        self._keys[secret_hash] = (info, now + ttl)
+        return info
+
+    async def byok_keys(self, organisation_id: int) -> dict[int, tuple[str, str]]:
+        """{provider id: (secret, mode)} for an organisation's own provider keys."""
+        now = time.monotonic()
+        cached = self._byok.get(organisation_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        keys = await self.run_db(_byok_load, organisation_id)
+        self._byok[organisation_id] = (keys, now + settings.TOLLGATE_CACHE_TTL_SECONDS)
+        return keys
+
+
+def _byok_load(organisation_id: int) -> dict[int, tuple[str, str]]:
+    from gateway.models import ProviderKey
+
+    rows = list(ProviderKey.objects.filter(organisation_id=organisation_id))
+    if not rows:
+        return {}
+    from gateway.encryption import secret_decrypt
+
+    return {row.provider_id: (secret_decrypt(row.secret_encrypted), row.mode) for row in rows}
 
 
 runtime = Runtime()

@@ -1,0 +1,278 @@
+"""Credit reservations on the hot path: admit a request only if its organisation (and
+its key's spend limits) can pay the worst case, then settle the actual cost.
+
+Each organisation has, in Redis (or in process memory in the embedded default):
+    avail    what may still be reserved: ledger balance - pending - held
+    held     the sum of holds of requests in flight
+    pending  costs settled by requests whose usage the flusher has not written yet
+reserve:  avail -= hold,  held += hold              (refused if avail < hold)
+settle:   avail += hold - actual, held -= hold, pending += actual
+flushed:  pending -= written   (after the usage batch committed to the ledger)
+A missing `avail` is rebuilt from the database as balance - pending - held, reading
+pending and held BEFORE the balance, so a batch committing in between is counted
+twice (refuses a little early) rather than not at all (would overspend).
+
+Key spend limits use counters per key (total, today, this month) of settled + held
+spend, kept the same way; a missing counter is rebuilt from the ledger's usage entries
+for that key. Every step is one atomic Lua script, shared by all workers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+
+from django.db.models import Sum
+
+from billing.models import CreditBalance, EntryKind, LedgerEntry
+
+AVAIL_TTL_SECONDS = 600  # an idle organisation's cached figure is rebuilt after this
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    key_id: int
+    total_nano: int | None = None
+    daily_nano: int | None = None
+    monthly_nano: int | None = None
+
+    def windows(self, now: dt.datetime) -> list[tuple[str, int]]:
+        out = []
+        if self.total_nano is not None:
+            out.append(("t", self.total_nano))
+        if self.daily_nano is not None:
+            out.append((f"d{now:%Y%m%d}", self.daily_nano))
+        if self.monthly_nano is not None:
+            out.append((f"m{now:%Y%m}", self.monthly_nano))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    organisation_id: int
+    amount_nano: int
+    key_counters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str  # "balance" or "key_limit"
+    available_nano: int
+    window: str = ""
+
+
+def _window_start(window: str) -> dt.datetime | None:
+    if window == "t":
+        return None
+    if window.startswith("d"):
+        return dt.datetime.strptime(window[1:], "%Y%m%d").replace(tzinfo=dt.UTC)
+    return dt.datetime.strptime(window[1:], "%Y%m").replace(tzinfo=dt.UTC)
+
+
+def balance_load(organisation_id: int) -> int:
+    row = CreditBalance.objects.filter(organisation_id=organisation_id).first()
+    return row.balance_nano if row else 0
+
+
+def key_spend_load(key_id: int, window: str) -> int:
+    """Ledger usage (and BYOK fees) charged to a key within a window, in nano-USD."""
+    qs = LedgerEntry.objects.filter(
+        api_key_id=key_id, kind__in=[EntryKind.USAGE, EntryKind.BYOK_FEE]
+    )
+    start = _window_start(window)
+    if start is not None:
+        qs = qs.filter(created_at__gte=start)
+    return -(qs.aggregate(total=Sum("amount_nano"))["total"] or 0)
+
+
+# --- Redis --------------------------------------------------------------------------
+
+
+def credit_keys(organisation_id: int) -> list[str]:
+    base = f"tg:credit:{{{organisation_id}}}"  # one hash slot per organisation
+    return [f"{base}:avail", f"{base}:held", f"{base}:pending"]
+
+
+def credit_avail_key(organisation_id: int) -> str:
+    return credit_keys(organisation_id)[0]
+
+
+_RESERVE = """
+local avail = redis.call('GET', KEYS[1])
+if not avail then return {-1, 0} end
+local amount = tonumber(ARGV[1])
+if tonumber(avail) < amount then return {0, tonumber(avail)} end
+for i = 3, #KEYS do
+  local used = redis.call('GET', KEYS[i])
+  if not used then return {-2, i - 3} end
+  local limit = tonumber(ARGV[i - 1])
+  if tonumber(used) + amount > limit then return {-3, i - 3, limit - tonumber(used)} end
+end
+redis.call('DECRBY', KEYS[1], amount)
+redis.call('INCRBY', KEYS[2], amount)
+for i = 3, #KEYS do redis.call('INCRBY', KEYS[i], amount) end
+return {1, 0}
+"""
+
+_SETTLE = """
+local hold = tonumber(ARGV[1])
+local actual = tonumber(ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], hold - actual) end
+redis.call('DECRBY', KEYS[2], hold)
+redis.call('INCRBY', KEYS[3], actual)
+for i = 4, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], actual - hold) end
+end
+return 1
+"""
+
+_REBUILD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], tonumber(ARGV[1]) - tonumber(ARGV[2]) - tonumber(ARGV[3]),
+           'EX', tonumber(ARGV[4]))
+return 1
+"""
+
+
+class RedisCreditStore:
+    """Reservations shared by every worker through Redis (async client on the hot
+    path, sync client for the flusher and invalidation)."""
+
+    def __init__(self, async_client, sync_client, run_db) -> None:
+        self._r = async_client
+        self._s = sync_client
+        self._run_db = run_db  # runs a sync function off the event loop
+        self._reserve = async_client.register_script(_RESERVE)
+        self._settle = async_client.register_script(_SETTLE)
+        self._rebuild = async_client.register_script(_REBUILD)
+
+    _keys = staticmethod(credit_keys)
+
+    async def reserve(
+        self, *, organisation_id: int, amount_nano: int, limits: KeyLimits | None = None
+    ) -> Hold | Refusal:
+        avail, held, _ = self._keys(organisation_id)
+        windows = limits.windows(dt.datetime.now(dt.UTC)) if limits else []
+        counters = [f"tg:keyspend:{limits.key_id}:{w}" for w, _ in windows] if limits else []
+        for _attempt in range(4):
+            result = await self._reserve(
+                keys=[avail, held, *counters],
+                args=[amount_nano, *(limit for _, limit in windows)],
+            )
+            status = int(result[0])
+            if status == 1:
+                return Hold(organisation_id, amount_nano, tuple(counters))
+            if status == 0:
+                return Refusal("balance", int(result[1]))
+            if status == -3:
+                return Refusal("key_limit", max(int(result[2]), 0), windows[int(result[1])][0])
+            if status == -1:
+                await self._rebuild_avail(organisation_id)
+            elif status == -2:
+                index = int(result[1])
+                assert limits is not None
+                spent = await self._run_db(key_spend_load, limits.key_id, windows[index][0])
+                ttl = None if windows[index][0] == "t" else 40 * 86400
+                await self._r.set(counters[index], spent, nx=True, ex=ttl)
+        return Refusal("balance", 0)
+
+    async def _rebuild_avail(self, org_id: int) -> None:
+        avail, held, pending = self._keys(org_id)
+        held_v, pending_v = await self._r.mget(held, pending)
+        balance = await self._run_db(balance_load, org_id)
+        await self._rebuild(
+            keys=[avail],
+            args=[balance, int(pending_v or 0), int(held_v or 0), AVAIL_TTL_SECONDS],
+        )
+
+    async def settle(self, hold: Hold, actual_nano: int) -> None:
+        await self._settle(
+            keys=[*self._keys(hold.organisation_id), *hold.key_counters],
+            args=[hold.amount_nano, actual_nano],
+        )
+
+    def flushed(self, org_totals: dict[int, int]) -> None:
+        pipe = self._s.pipeline(transaction=False)
+        for org_id, total in org_totals.items():
+            pipe.decrby(self._keys(org_id)[2], total)
+        pipe.execute()
+
+    def invalidate(self, organisation_ids: list[int]) -> None:
+        if organisation_ids:
+            self._s.delete(*(self._keys(o)[0] for o in organisation_ids))
+
+    async def available(self, organisation_id: int) -> int | None:
+        value = await self._r.get(self._keys(organisation_id)[0])
+        return int(value) if value is not None else None
+
+
+# --- In process (embedded default: one process) -------------------------------------
+
+
+class LocalCreditStore:
+    """The same bookkeeping in process memory, for the embedded single-process mode."""
+
+    def __init__(self, run_db) -> None:
+        self._run_db = run_db
+        self._lock = threading.Lock()
+        self._avail: dict[int, int] = {}
+        self._held: dict[int, int] = {}
+        self._pending: dict[int, int] = {}
+        self._keyspend: dict[str, int] = {}
+
+    async def reserve(
+        self, *, organisation_id: int, amount_nano: int, limits: KeyLimits | None = None
+    ) -> Hold | Refusal:
+        org = organisation_id
+        windows = limits.windows(dt.datetime.now(dt.UTC)) if limits else []
+        counters = [f"{limits.key_id}:{w}" for w, _ in windows] if limits else []
+        if org not in self._avail:
+            with self._lock:
+                held, pending = self._held.get(org, 0), self._pending.get(org, 0)
+            balance = await self._run_db(balance_load, org)
+            with self._lock:
+                self._avail.setdefault(org, balance - pending - held)
+        for counter, (window, _) in zip(counters, windows, strict=True):
+            if counter not in self._keyspend:
+                assert limits is not None
+                spent = await self._run_db(key_spend_load, limits.key_id, window)
+                with self._lock:
+                    self._keyspend.setdefault(counter, spent)
+        with self._lock:
+            avail = self._avail[org]
+            if avail < amount_nano:
+                return Refusal("balance", avail)
+            for counter, (window, limit) in zip(counters, windows, strict=True):
+                used = self._keyspend[counter]
+                if used + amount_nano > limit:
+                    return Refusal("key_limit", max(limit - used, 0), window)
+            self._avail[org] = avail - amount_nano
+            self._held[org] = self._held.get(org, 0) + amount_nano
+            for counter in counters:
+                self._keyspend[counter] += amount_nano
+        return Hold(org, amount_nano, tuple(counters))
+
+    async def settle(self, hold: Hold, actual_nano: int) -> None:
+        org = hold.organisation_id
+        with self._lock:
+            if org in self._avail:
+                self._avail[org] += hold.amount_nano - actual_nano
+            self._held[org] = self._held.get(org, 0) - hold.amount_nano
+            self._pending[org] = self._pending.get(org, 0) + actual_nano
+            for counter in hold.key_counters:
+                if counter in self._keyspend:
+                    self._keyspend[counter] += actual_nano - hold.amount_nano
+
+    def flushed(self, org_totals: dict[int, int]) -> None:
+        with self._lock:
+            for org_id, total in org_totals.items():
+                self._pending[org_id] = self._pending.get(org_id, 0) - total
+
+    def invalidate(self, organisation_ids: list[int]) -> None:
+        with self._lock:
+            for org_id in organisation_ids:
+                self._avail.pop(org_id, None)
+
+    async def available(self, organisation_id: int) -> int | None:
+        return self._avail.get(organisation_id)

@@ -1,0 +1,47 @@
+"""python manage.py serve: the console, admin and API from one uvicorn process, plus
+the demo fake upstream (unless --no-demo) so the demo models answer."""
+
+import os
+import subprocess
+import sys
+from urllib.parse import urlparse
+
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve Tollgate with uvicorn."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
+        )
+        parser.add_argument("--no-demo", action="store_true", help="do not start the fake upstream")
+
+    def handle(self, *args, host, port, workers, no_demo, **options):
+        demo = None
+        if not no_demo:
+            url = urlparse(settings.TOLLGATE_DEMO_UPSTREAM_URL)
+            demo = subprocess.Popen([
+                sys.executable, "manage.py", "fakeupstream",
+                "--host", url.hostname or "127.0.0.1", "--port", str(url.port or 8001),
+            ], cwd=settings.BASE_DIR)
+            self.stdout.write(f"demo upstream on {settings.TOLLGATE_DEMO_UPSTREAM_URL}")
+        self.stdout.write(self.style.SUCCESS(
+            f"Tollgate on http://{host}:{port}/  (admin /admin/, API docs /api/docs, "
+            f"OpenAI base URL http://{host}:{port}/v1, Anthropic base URL http://{host}:{port})"
+        ))
+        try:
+            uvicorn.run(
+                "config.asgi:application", host=host, port=port, workers=workers,
+                loop="uvloop", http="httptools", lifespan="on", log_level="warning",
+                access_log=False, timeout_graceful_shutdown=10,
+            )
+        finally:
+            if demo is not None:
+                demo.terminate()
+                demo.wait(timeout=10)

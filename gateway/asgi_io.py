@@ -1,0 +1,111 @@
+"""Small ASGI helpers for the proxy: reading the request, answering JSON, and sending
+a stream while watching for the client going away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    pass
+
+
+@dataclass
+class Incoming:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+    query: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_scope(cls, scope) -> Incoming:
+        headers = {}
+        for name, value in scope["headers"]:
+            headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        return cls(
+            method=scope["method"],
+            path=scope["path"],
+            headers=headers,
+            query=scope.get("query_string", b"").decode("latin-1"),
+        )
+
+
+async def body_read(receive) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+def json_dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def send_json(send, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+    body = data if isinstance(data, bytes) else json_dumps(data)
+    out = {"content-type": "application/json", "content-length": str(len(body))}
+    if headers:
+        out.update(headers)
+    await send({"type": "http.response.start", "status": status, "headers": _header_list(out)})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def stream_start(send, headers: dict[str, str] | None = None) -> None:
+    out = {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+    }
+    if headers:
+        out.update(headers)
+    await send({"type": "http.response.start", "status": 200, "headers": _header_list(out)})
+
+
+async def stream_send(send, data: bytes) -> None:
+    try:
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+    except OSError as exc:  # uvicorn raises ClientDisconnected (an OSError)
+        raise ClientGone() from exc
+
+
+async def stream_end(send) -> None:
+    try:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:
+        pass
+
+
+def disconnect_watch(receive) -> asyncio.Task:
+    """A task that completes when the client disconnects (the body is already read)."""
+
+    async def wait() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    return asyncio.create_task(wait())

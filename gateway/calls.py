@@ -1,0 +1,148 @@
+"""One proxied call's state, and how it is finished: priced, settled against the
+credit hold, and recorded as a usage event (exactly once)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from billing.credit import Hold
+from billing.money import nano_to_usd_str
+from gateway.asgi_io import Incoming
+from gateway.auth import KeyInfo
+from gateway.catalog import DeploymentEntry, ModelEntry
+from gateway.protocols.errors import GatewayError
+from gateway.protocols.usage import Usage
+from gateway.runtime import runtime
+from gateway.usage import byok_fee_nano
+
+log = logging.getLogger("tollgate.proxy")
+
+
+def request_id_new() -> str:
+    return f"req_{secrets.token_hex(12)}"
+
+
+@dataclass
+class Call:
+    protocol: str  # the client's: openai | anthropic
+    incoming: Incoming
+    request_id: str = field(default_factory=request_id_new)
+    started_wall: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+    key: KeyInfo | None = None
+    body: dict[str, Any] | None = None
+    requested_model: str = ""
+    model: ModelEntry | None = None
+    deployment: DeploymentEntry | None = None
+    stream: bool = False
+    byok: bool = False
+    hold: Hold | None = None
+    ttfb_ms: int | None = None
+    usage: Usage | None = None
+    usage_estimated: bool = False
+    cost_nano: int = 0
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False
+    loggable: bool = True  # model calls are logged; listing models is not
+
+    @property
+    def session_id(self) -> str:
+        return self.incoming.headers.get("x-tollgate-session-id", "")[:200]
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    def mark_first_byte(self) -> None:
+        if self.ttfb_ms is None:
+            self.ttfb_ms = self.elapsed_ms()
+
+    # --- pricing ---------------------------------------------------------------------
+    def price(self, usage: Usage) -> dict[str, Any]:
+        """Set the call's usage and cost; returns the fields added to the client's
+        usage object. The same integer is shown, logged and debited."""
+        self.usage = usage
+        assert self.model is not None
+        list_cost = self.model.prices.cost_nano(usage)
+        self.cost_nano = byok_fee_nano(list_cost) if self.byok else list_cost
+        extra: dict[str, Any] = {"cost": self.cost_nano / 1_000_000_000}
+        if self.byok:
+            extra["is_byok"] = True
+        return extra
+
+    def cost_headers(self) -> dict[str, str]:
+        headers = self.base_headers()
+        headers["x-tollgate-cost-usd"] = nano_to_usd_str(self.cost_nano)
+        return headers
+
+    def base_headers(self) -> dict[str, str]:
+        headers = {"x-tollgate-request-id": self.request_id}
+        if self.deployment is not None:
+            headers["x-tollgate-provider"] = self.deployment.provider.slug
+        if self.model is not None:
+            headers["x-tollgate-model"] = self.model.public_id
+        if self.attempts:
+            headers["x-tollgate-attempted-count"] = str(len(self.attempts))
+        return headers
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        if self.protocol == "anthropic":
+            return error.anthropic_body(self.request_id)
+        return error.openai_body()
+
+    # --- finishing -------------------------------------------------------------------
+    async def finish(
+        self, *, status: int, outcome: str, error: GatewayError | None = None,
+    ) -> None:
+        """Settle the hold and append the usage event. Idempotent per call."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.hold is not None:
+            try:
+                await runtime.credit.settle(self.hold, self.cost_nano)
+            except Exception:
+                log.exception("credit settle failed for %s", self.request_id)
+        if self.key is None or not self.loggable:
+            return  # unauthenticated, or not a model call: nothing to bill or log
+        usage = self.usage or Usage()
+        deployment = self.deployment
+        event = {
+            "request_id": self.request_id,
+            "organisation_id": self.key.organisation_id,
+            "api_key_id": self.key.key_id,
+            "session_id": self.session_id,
+            "client_protocol": self.protocol,
+            "requested_model": self.requested_model[:200],
+            "resolved_model": self.model.public_id if self.model else "",
+            "provider": deployment.provider.slug if deployment else "",
+            "deployment_id": deployment.id if deployment else None,
+            "upstream_model": deployment.upstream_model if deployment else "",
+            "stream": self.stream,
+            "status_code": status,
+            "outcome": outcome,
+            "error_type": (error.code or error.type or "") if error else "",
+            "error_message": error.message[:2000] if error else "",
+            "started_at": self.started_wall,
+            "latency_ms": self.elapsed_ms(),
+            "ttfb_ms": self.ttfb_ms,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_5m_tokens": usage.cache_write_5m_tokens,
+            "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "usage_estimated": self.usage_estimated,
+            "cost_nano": self.cost_nano,
+            "byok": self.byok,
+            "attempts": self.attempts,
+        }
+        try:
+            await runtime.usage.append(event)
+        except Exception:
+            # The response is still sent; losing the log row is better than failing a
+            # served request, but it must be loud.
+            log.exception("could not queue usage event %s: %s", self.request_id, event)

@@ -1,0 +1,172 @@
+"""The catalog snapshot: an immutable in-memory copy of providers, models, aliases,
+deployments and group access, so the hot path resolves a model without a query.
+
+`catalog_snapshot_load()` reads the database (sync; run it off the event loop) and
+returns a new snapshot; the runtime swaps it in when the catalog changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import time
+from dataclasses import dataclass, field
+
+from gateway.models import Deployment, Model, ModelAlias, Provider
+from gateway.pricing import TokenPrices
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEntry:
+    id: int
+    slug: str
+    protocol: str
+    base_url: str
+    api_key_env: str
+    api_key_encrypted: str
+    extra_headers: tuple[tuple[str, str], ...]
+
+    def managed_key(self) -> str | None:
+        """The operator's key for this provider: the named environment variable wins,
+        then the encrypted stored key. None if neither is set."""
+        if self.api_key_env:
+            value = os.environ.get(self.api_key_env)
+            if value:
+                return value
+        if self.api_key_encrypted:
+            return _decrypt_cached(self.api_key_encrypted)
+        return None
+
+
+_decrypted: dict[str, str] = {}
+
+
+def _decrypt_cached(token: str) -> str:
+    value = _decrypted.get(token)
+    if value is None:
+        from gateway.encryption import secret_decrypt
+
+        value = _decrypted[token] = secret_decrypt(token)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentEntry:
+    id: int
+    provider: ProviderEntry
+    upstream_model: str
+    priority: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    id: int
+    public_id: str
+    display_name: str
+    context_window: int
+    max_output_tokens: int
+    prices: TokenPrices
+    price_usd: dict[str, str]  # as configured, for /v1/models and the console
+    group_ids: frozenset[int]
+    deployments: tuple[DeploymentEntry, ...]
+    created: int
+
+
+@dataclass
+class CatalogSnapshot:
+    models: dict[str, ModelEntry] = field(default_factory=dict)  # by public id
+    names: dict[str, ModelEntry] = field(default_factory=dict)  # lower-cased names/aliases
+    loaded_at: float = 0.0
+
+    def resolve(self, name: str) -> ModelEntry | None:
+        return self.names.get(name.strip().lower())
+
+    def suggestions(self, name: str, *, group_id: int | None = None, limit: int = 3) -> list[str]:
+        candidates = [
+            m.public_id for m in self.models.values()
+            if group_id is None or group_id in m.group_ids
+        ]
+        return difflib.get_close_matches(name.strip().lower(), candidates, n=limit, cutoff=0.5)
+
+    def models_for_group(self, group_id: int) -> list[ModelEntry]:
+        return sorted(
+            (m for m in self.models.values() if group_id in m.group_ids),
+            key=lambda m: m.public_id,
+        )
+
+
+def _derived_names(public_id: str, provider_slugs: set[str]) -> set[str]:
+    """Spellings users type that need no explicit alias: the hyphen form of a dotted
+    version (claude-sonnet-4.6 -> claude-sonnet-4-6) and provider/model forms."""
+    base = {public_id, public_id.replace(".", "-")}
+    names = set(base)
+    for slug in provider_slugs:
+        names.update(f"{slug}/{n}" for n in base)
+    return {n.lower() for n in names}
+
+
+def catalog_snapshot_load() -> CatalogSnapshot:
+    providers = {
+        p.id: ProviderEntry(
+            id=p.id,
+            slug=p.slug,
+            protocol=p.protocol,
+            base_url=p.base_url.rstrip("/"),
+            api_key_env=p.api_key_env,
+            api_key_encrypted=p.api_key_encrypted,
+            extra_headers=tuple(sorted((str(k), str(v)) for k, v in p.extra_headers.items())),
+        )
+        for p in Provider.objects.filter(enabled=True)
+    }
+    deployments: dict[int, list[DeploymentEntry]] = {}
+    for d in Deployment.objects.filter(enabled=True).order_by("priority", "-weight", "id"):
+        provider = providers.get(d.provider_id)
+        if provider is None:
+            continue
+        deployments.setdefault(d.model_id, []).append(
+            DeploymentEntry(
+                id=d.id, provider=provider, upstream_model=d.upstream_model,
+                priority=d.priority, weight=d.weight,
+            )
+        )
+    group_ids: dict[int, set[int]] = {}
+    for model_id, group_id in Model.groups.through.objects.values_list("model_id", "group_id"):
+        group_ids.setdefault(model_id, set()).add(group_id)
+
+    snapshot = CatalogSnapshot(loaded_at=time.monotonic())
+    for m in Model.objects.filter(enabled=True):
+        entry = ModelEntry(
+            id=m.id,
+            public_id=m.public_id,
+            display_name=m.display_name,
+            context_window=m.context_window,
+            max_output_tokens=m.max_output_tokens,
+            prices=TokenPrices.from_usd_per_million(
+                input=m.price_input, output=m.price_output, cache_read=m.price_cache_read,
+                cache_write_5m=m.price_cache_write_5m, cache_write_1h=m.price_cache_write_1h,
+            ),
+            price_usd={
+                "input": str(m.price_input.normalize()),
+                "output": str(m.price_output.normalize()),
+                "cache_read": str(m.price_cache_read.normalize()),
+                "cache_write_5m": str(m.price_cache_write_5m.normalize()),
+                "cache_write_1h": str(m.price_cache_write_1h.normalize()),
+            },
+            group_ids=frozenset(group_ids.get(m.id, ())),
+            deployments=tuple(deployments.get(m.id, ())),
+            created=int(m.created_at.timestamp()),
+        )
+        snapshot.models[m.public_id] = entry
+    # Explicit names first (public ids, then aliases), derived spellings only where free.
+    for entry in snapshot.models.values():
+        snapshot.names[entry.public_id.lower()] = entry
+    by_id = {e.id: e for e in snapshot.models.values()}
+    for alias, model_id in ModelAlias.objects.values_list("alias", "model_id"):
+        if model_id in by_id:
+            snapshot.names.setdefault(alias.lower(), by_id[model_id])
+    for entry in snapshot.models.values():
+        slugs = {d.provider.slug for d in entry.deployments}
+        for name in _derived_names(entry.public_id, slugs):
+            snapshot.names.setdefault(name, entry)
+    return snapshot

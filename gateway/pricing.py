@@ -1,0 +1,64 @@
+"""Tokens -> money, exactly.
+
+Prices are stored as Decimal USD per million tokens with at most 6 decimal places,
+so one token costs a whole number of pico-dollars (1e-12 USD): price * 10^6. A
+request's cost is the exact pico-dollar sum of each kind of token at its own price,
+rounded once (half up) to nano-dollars, the unit of the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from gateway.protocols.usage import Usage
+
+PICO_PER_NANO = 1000
+
+
+def price_to_pico_per_token(usd_per_million: Decimal) -> int:
+    pico = Decimal(usd_per_million) * 1_000_000
+    if pico != pico.to_integral_value():
+        raise ValueError(f"price {usd_per_million} has more than 6 decimal places")
+    return int(pico)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """Pico-dollars per token for each kind of token."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write_5m: int
+    cache_write_1h: int
+
+    @classmethod
+    def from_usd_per_million(
+        cls, *, input: Decimal, output: Decimal, cache_read: Decimal,
+        cache_write_5m: Decimal, cache_write_1h: Decimal,
+    ) -> TokenPrices:
+        return cls(
+            input=price_to_pico_per_token(input),
+            output=price_to_pico_per_token(output),
+            cache_read=price_to_pico_per_token(cache_read),
+            cache_write_5m=price_to_pico_per_token(cache_write_5m),
+            cache_write_1h=price_to_pico_per_token(cache_write_1h),
+        )
+
+    def cost_nano(self, usage: Usage) -> int:
+        pico = (
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            + usage.cache_read_tokens * self.cache_read
+            + usage.cache_write_5m_tokens * self.cache_write_5m
+            + usage.cache_write_1h_tokens * self.cache_write_1h
+        )
+        return (pico + PICO_PER_NANO // 2) // PICO_PER_NANO
+
+    def worst_case_nano(self, *, input_tokens: int, output_tokens: int) -> int:
+        """Most a request could cost: every input token at the dearest input rate
+        (a 1h cache write is dearer than plain input) and every allowed output token."""
+        dearest_input = max(self.input, self.cache_write_5m, self.cache_write_1h)
+        pico = input_tokens * dearest_input + output_tokens * self.output
+        return -(-pico // PICO_PER_NANO)  # round up: a hold must never fall short

@@ -1,0 +1,175 @@
+"""Streams that need no translation, relayed byte for byte.
+
+Only the events billing needs are decoded: OpenAI's usage chunk, Anthropic's
+message_start and message_delta. Everything else goes out exactly as it came in.
+Both classes have the same interface as the translating streams in streams.py:
+feed(event) -> bytes to send, finish(), and usage / done / error / emitted_content.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from gateway.protocols.errors import UpstreamError
+from gateway.protocols.sse import SSE_DONE, SSEEvent, sse_encode
+from gateway.protocols.usage import Usage
+
+UsageHook = Callable[[Usage], dict[str, Any]]
+_HAS_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+
+
+class OpenAIPassthroughStream:
+    """OpenAI upstream -> OpenAI client. The upstream is always asked for usage; the
+    usage chunk is shown to the client (with cost added) only if it asked for it."""
+
+    def __init__(
+        self, *, include_usage: bool, input_tokens_estimate: int,
+        usage_hook: UsageHook | None = None,
+    ) -> None:
+        self.include_usage = include_usage
+        self.input_tokens_estimate = input_tokens_estimate
+        self.usage_hook = usage_hook
+        self.usage: Usage | None = None
+        self.usage_estimated = False
+        self.done = False
+        self.error: UpstreamError | None = None
+        self.emitted_content = False
+        self._chunks = 0
+        self._last: dict[str, Any] = {}
+
+    def _hook(self, usage: Usage) -> dict[str, Any]:
+        return self.usage_hook(usage) if self.usage_hook else {}
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        if event.is_comment or self.done:
+            return []
+        if event.data == "[DONE]":
+            return self._close()
+        raw = event.raw
+        if raw.startswith(b'data: {"error"') or raw.startswith(b'data:{"error"'):
+            payload = event.json().get("error") or {}
+            self.error = UpstreamError(
+                status=502, type=str(payload.get("type") or ""),
+                message=str(payload.get("message") or "upstream stream error"),
+            )
+            self.done = True
+            return [raw]
+        if _HAS_USAGE.search(raw):
+            chunk = event.json()
+            self.usage = Usage.from_openai(chunk.get("usage"))
+            extra = self._hook(self.usage)
+            if chunk.get("choices"):
+                # Usage inside a content chunk (some compatible upstreams do this).
+                self.emitted_content = True
+                if self.include_usage:
+                    chunk["usage"] = {**self.usage.to_openai(), **extra}
+                else:
+                    chunk["usage"] = None
+                return [sse_encode(chunk)]
+            if not self.include_usage:
+                return []
+            chunk["usage"] = {**self.usage.to_openai(), **extra}
+            return [sse_encode(chunk)]
+        self._chunks += 1
+        if self._chunks <= 2 or not self._last:
+            # Keep the id/model/created of the stream for a synthesised usage chunk.
+            try:
+                first = event.json()
+                self._last = {k: first.get(k) for k in ("id", "created", "model")}
+            except ValueError:
+                pass
+        self.emitted_content = True
+        return [raw]
+
+    def _close(self) -> list[bytes]:
+        self.done = True
+        out: list[bytes] = []
+        if self.usage is None:
+            # The upstream ignored include_usage: estimate, and say so in the log.
+            self.usage = Usage(input_tokens=self.input_tokens_estimate, output_tokens=self._chunks)
+            self.usage_estimated = True
+            extra = self._hook(self.usage)
+            if self.include_usage:
+                out.append(sse_encode({
+                    **self._last, "object": "chat.completion.chunk", "choices": [],
+                    "usage": {**self.usage.to_openai(), **extra},
+                }))
+        out.append(SSE_DONE)
+        return out
+
+    def finish(self) -> list[bytes]:
+        """The upstream closed without [DONE]."""
+        return [] if self.done else self._close()
+
+    @property
+    def output_estimate(self) -> int:
+        return self._chunks
+
+
+class AnthropicPassthroughStream:
+    """Anthropic upstream -> Anthropic client; cost is added to message_delta's usage."""
+
+    def __init__(self, *, usage_hook: UsageHook | None = None) -> None:
+        self.usage_hook = usage_hook
+        self.usage: Usage | None = None
+        self.usage_estimated = False
+        self.done = False
+        self.error: UpstreamError | None = None
+        self.emitted_content = False
+        self._deltas = 0
+        self._hooked = False
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        if self.done or event.is_comment:
+            return []
+        name = event.event
+        if name == "content_block_delta":
+            self._deltas += 1
+            self.emitted_content = True
+            return [event.raw]
+        if name == "message_start":
+            message = event.json().get("message") or {}
+            self.usage = Usage.from_anthropic(message.get("usage"))
+            return [event.raw]
+        if name == "message_delta":
+            data = event.json()
+            if self.usage is None:
+                self.usage = Usage()
+            self.usage.merge_anthropic_delta(data.get("usage"))
+            if self.usage_hook and not self._hooked:
+                self._hooked = True
+                data["usage"] = {**(data.get("usage") or {}), **self.usage_hook(self.usage)}
+            return [sse_encode(data, "message_delta")]
+        if name == "message_stop":
+            self.done = True
+            return [event.raw]
+        if name == "error":
+            payload = (event.json() or {}).get("error") or {}
+            self.error = UpstreamError(
+                status=529 if payload.get("type") == "overloaded_error" else 502,
+                type=str(payload.get("type") or ""),
+                message=str(payload.get("message") or "upstream stream error"),
+            )
+            self.done = True
+            return [event.raw]
+        if name == "content_block_start":
+            self.emitted_content = True
+        return [event.raw]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    @property
+    def output_estimate(self) -> int:
+        return self._deltas
+
+
+def json_loads_object(body: bytes) -> dict[str, Any]:
+    """Parse a request body that must be a JSON object (raises ValueError otherwise)."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("the request body must be a JSON object")
+    return data

@@ -1,0 +1,209 @@
+"""Writes for the gateway: loading a catalog file into the database."""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import Group
+from gateway.models import Deployment, Model, ModelAlias, Protocol, Provider
+
+PRICE_FIELDS = {
+    "input": "price_input",
+    "output": "price_output",
+    "cache_read": "price_cache_read",
+    "cache_write_5m": "price_cache_write_5m",
+    "cache_write_1h": "price_cache_write_1h",
+}
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass
+class CatalogChanges:
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.lines)
+
+
+def catalog_file_read(path: str | Path) -> dict[str, Any]:
+    """YAML or JSON (JSON is YAML), with ${VAR} taken from the environment or settings."""
+    text = Path(path).read_text()
+    variables = {"TOLLGATE_DEMO_UPSTREAM_URL": settings.TOLLGATE_DEMO_UPSTREAM_URL}
+    variables.update(os.environ)
+    text = string.Template(text).safe_substitute(variables)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def _sync(obj, values: dict[str, Any], label: str, changes: CatalogChanges) -> bool:
+    diffs = []
+    for name, value in values.items():
+        old = getattr(obj, name)
+        if old != value:
+            diffs.append(f"{name} {old!r} -> {value!r}")
+            setattr(obj, name, value)
+    if diffs:
+        changes.add(f"updated {label}: " + ", ".join(diffs))
+    return bool(diffs)
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise CatalogError(f"{where}: {value!r} is not a number") from None
+    if result < 0 or result.as_tuple().exponent < -6:  # type: ignore[operator]
+        raise CatalogError(f"{where}: prices must be >= 0 with at most 6 decimal places")
+    return result
+
+
+def _require(item: dict[str, Any], key: str, where: str) -> Any:
+    if key not in item or item[key] in (None, ""):
+        raise CatalogError(f"{where}: '{key}' is required")
+    return item[key]
+
+
+@transaction.atomic
+def catalog_load(*, data: dict[str, Any]) -> CatalogChanges:
+    """Create or update what the file lists; idempotent. A listed model's aliases,
+    groups and deployments become exactly what the file says; things the file does not
+    mention are left alone."""
+    from gateway.encryption import secret_encrypt
+
+    changes = CatalogChanges()
+    groups: dict[str, Group] = {g.slug: g for g in Group.objects.all()}
+    for i, item in enumerate(data.get("groups") or []):
+        where = f"groups[{i}]"
+        slug = _require(item, "slug", where)
+        group = groups.get(slug)
+        values = {"name": item.get("name", slug.title()),
+                  "description": item.get("description", "")}
+        if group is None:
+            group = groups[slug] = Group.objects.create(slug=slug, **values)
+            changes.add(f"created group {slug}")
+        elif _sync(group, values, f"group {slug}", changes):
+            group.save()
+
+    providers: dict[str, Provider] = {p.slug: p for p in Provider.objects.all()}
+    for i, item in enumerate(data.get("providers") or []):
+        where = f"providers[{i}]"
+        slug = _require(item, "slug", where)
+        protocol = _require(item, "protocol", where)
+        if protocol not in Protocol.values:
+            raise CatalogError(f"{where}: protocol must be one of {Protocol.values}")
+        values = {
+            "name": item.get("name", slug),
+            "protocol": protocol,
+            "base_url": str(_require(item, "base_url", where)).rstrip("/"),
+            "api_key_env": item.get("api_key_env", ""),
+            "extra_headers": item.get("extra_headers") or {},
+        }
+        provider = providers.get(slug)
+        if provider is None:
+            provider = providers[slug] = Provider(slug=slug, **values)
+            changes.add(f"created provider {slug}")
+        else:
+            _sync(provider, values, f"provider {slug}", changes)
+        plaintext = item.get("api_key")
+        if plaintext and provider.api_key_last_four != str(plaintext)[-4:]:
+            provider.api_key_encrypted = secret_encrypt(str(plaintext))
+            provider.api_key_last_four = str(plaintext)[-4:]
+            changes.add(f"set managed key of provider {slug}")
+        provider.full_clean()
+        provider.save()
+
+    for i, item in enumerate(data.get("models") or []):
+        _model_load(item, f"models[{i}]", groups, providers, changes)
+    return changes
+
+
+def _model_load(item, where, groups, providers, changes: CatalogChanges) -> None:
+    public_id = str(_require(item, "id", where))
+    prices = item.get("prices") or {}
+    values: dict[str, Any] = {
+        "display_name": item.get("name", public_id),
+        "description": item.get("description", ""),
+        "context_window": int(item.get("context_window", 128_000)),
+        "max_output_tokens": int(item.get("max_output_tokens", 8192)),
+    }
+    for key, field_name in PRICE_FIELDS.items():
+        values[field_name] = _decimal(prices.get(key, 0), f"{where}.prices.{key}")
+    model = Model.objects.filter(public_id=public_id).first()
+    if model is None:
+        model = Model(public_id=public_id, **values)
+        model.full_clean()
+        model.save()
+        changes.add(f"created model {public_id}")
+    elif _sync(model, values, f"model {public_id}", changes):
+        model.full_clean()
+        model.save()
+
+    wanted_aliases = {str(a) for a in item.get("aliases") or []} - {public_id}
+    current = {a.alias: a for a in model.aliases.all()}
+    for alias in sorted(wanted_aliases - set(current)):
+        other = ModelAlias.objects.filter(alias=alias).exclude(model=model).first()
+        if other is not None:
+            raise CatalogError(f"{where}: alias {alias} already names {other.model.public_id}")
+        ModelAlias.objects.create(alias=alias, model=model)
+        changes.add(f"added alias {alias} -> {public_id}")
+    for alias in sorted(set(current) - wanted_aliases):
+        current[alias].delete()
+        changes.add(f"removed alias {alias} of {public_id}")
+
+    wanted_groups = set()
+    for slug in item.get("groups") or []:
+        if slug not in groups:
+            raise CatalogError(f"{where}: unknown group {slug}")
+        wanted_groups.add(groups[slug].pk)
+    have_groups = set(model.groups.values_list("pk", flat=True))
+    if wanted_groups != have_groups:
+        model.groups.set(wanted_groups)
+        names = sorted(g.slug for g in groups.values() if g.pk in wanted_groups)
+        changes.add(f"set groups of {public_id}: {', '.join(names) or '(none)'}")
+
+    seen = set()
+    for j, dep in enumerate(item.get("deployments") or []):
+        dwhere = f"{where}.deployments[{j}]"
+        slug = _require(dep, "provider", dwhere)
+        if slug not in providers:
+            raise CatalogError(f"{dwhere}: unknown provider {slug}")
+        provider = providers[slug]
+        upstream_model = str(dep.get("upstream_model") or public_id)
+        dvalues = {"priority": int(dep.get("priority", j)),
+                   "weight": int(dep.get("weight", 1)), "enabled": bool(dep.get("enabled", True))}
+        deployment = Deployment.objects.filter(
+            model=model, provider=provider, upstream_model=upstream_model
+        ).first()
+        label = f"deployment {public_id}@{slug}:{upstream_model}"
+        if deployment is None:
+            deployment = Deployment.objects.create(
+                model=model, provider=provider, upstream_model=upstream_model, **dvalues
+            )
+            changes.add(f"created {label}")
+        elif _sync(deployment, dvalues, label, changes):
+            deployment.save()
+        seen.add(deployment.pk)
+    for stale in model.deployments.exclude(pk__in=seen).select_related("provider"):
+        changes.add(f"removed deployment {public_id}@{stale.provider.slug}:{stale.upstream_model}")
+        stale.delete()

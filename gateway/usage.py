@@ -1,0 +1,245 @@
+"""Recording what happened, off the hot path.
+
+The proxy appends one usage event per request to a durable queue before the
+response completes (a Redis stream, or an in-process queue in the embedded default).
+A flusher thread in every gateway process takes events in batches and writes, in one
+transaction, the request log rows and the ledger debits. Both are keyed by request id
+(unique request_id; ledger idempotency key `usage:<request id>`), so replaying a batch
+after a crash changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import Q
+
+from accounts.models import ApiKey
+from billing.models import EntryKind
+from billing.services import Posting, ledger_post_many
+from gateway.models import RequestLog
+
+log = logging.getLogger(__name__)
+
+STREAM = "tg:usage"
+GROUP = "flushers"
+
+_LOG_FIELDS = (
+    "request_id", "session_id", "client_protocol", "requested_model", "resolved_model",
+    "provider", "upstream_model", "stream", "status_code", "outcome", "error_type",
+    "error_message", "latency_ms", "ttfb_ms", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+    "reasoning_tokens", "usage_estimated", "cost_nano", "byok", "attempts", "route_reason",
+)
+
+
+def byok_fee_nano(list_cost_nano: int) -> int:
+    """The fee on a request served with the customer's own key: a percentage of what
+    it would have cost on managed credit, rounded half up to the nano-dollar."""
+    fee = Decimal(list_cost_nano) * settings.TOLLGATE_BYOK_FEE_PERCENT / 100
+    return int(fee.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, int]:
+    """Write request log rows and ledger debits for a batch, idempotently.
+    Returns {organisation_id: nano-dollars newly debited} for credit bookkeeping."""
+    if not events:
+        return {}
+    rows = []
+    postings = []
+    last_used: dict[int, float] = {}
+    for e in events:
+        row = RequestLog(
+            organisation_id=e["organisation_id"],
+            api_key_id=e.get("api_key_id"),
+            deployment_id=e.get("deployment_id"),
+            started_at=datetime.fromtimestamp(e["started_at"], tz=UTC),
+            **{f: e[f] for f in _LOG_FIELDS if f in e and e[f] is not None},
+        )
+        rows.append(row)
+        if e.get("cost_nano"):
+            postings.append(
+                Posting(
+                    organisation_id=e["organisation_id"],
+                    kind=EntryKind.BYOK_FEE if e.get("byok") else EntryKind.USAGE,
+                    amount_nano=-int(e["cost_nano"]),
+                    idempotency_key=f"usage:{e['request_id']}",
+                    reference=e["request_id"],
+                    memo=f"{e.get('resolved_model') or e.get('requested_model')}",
+                    api_key_id=e.get("api_key_id"),
+                )
+            )
+        if e.get("api_key_id"):
+            key_id = e["api_key_id"]
+            last_used[key_id] = max(last_used.get(key_id, 0), e["started_at"])
+    with transaction.atomic():
+        RequestLog.objects.bulk_create(rows, ignore_conflicts=True)
+        written = ledger_post_many(postings=postings)
+        for key_id, ts in last_used.items():
+            when = datetime.fromtimestamp(ts, tz=UTC)
+            ApiKey.objects.filter(pk=key_id).filter(
+                Q(last_used_at__isnull=True) | Q(last_used_at__lt=when)
+            ).update(last_used_at=when)
+    totals: dict[int, int] = defaultdict(int)
+    for entry in written:
+        totals[entry.organisation_id] += -entry.amount_nano
+    return dict(totals)
+
+
+@dataclass
+class _Batch:
+    events: list[dict[str, Any]]
+    ids: list[Any]
+
+
+class UsageFlusher:
+    """Takes batches from a queue and writes them; runs in its own thread.
+
+    `on_written(org_totals)` is called after each committed batch (the credit store
+    releases what it counted as pending)."""
+
+    def __init__(self, source, on_written) -> None:
+        self._source = source
+        self._on_written = on_written
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one batch at a time: drain() waits for it
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="usage-flusher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.drain()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.flush_once(block=True)
+            except Exception:  # keep flushing; the events stay queued for a retry
+                log.exception("usage flush failed; will retry")
+                self._stop.wait(1.0)
+
+    def flush_once(self, *, block: bool) -> int:
+        batch = self._source.take(block=block)
+        if not batch.events:
+            return 0
+        with self._lock:
+            try:
+                close_old_connections()
+                totals = usage_batch_write(batch.events)
+            finally:
+                close_old_connections()
+            self._source.ack(batch)
+            if totals:
+                self._on_written(totals)
+        return len(batch.events)
+
+    def drain(self) -> None:
+        """Write everything queued so far, in the calling thread."""
+        with self._lock:
+            pass  # wait for a batch in flight in the flusher thread
+        while self.flush_once(block=False):
+            pass
+
+
+class LocalUsageQueue:
+    """In-process queue (embedded default, single process)."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    async def append(self, event: dict[str, Any]) -> None:
+        self._q.put_nowait(event)
+
+    def take(self, *, block: bool) -> _Batch:
+        events: list[dict[str, Any]] = []
+        try:
+            timeout = settings.TOLLGATE_USAGE_FLUSH_MS / 1000
+            events.append(self._q.get(block=block, timeout=timeout if block else None))
+        except queue.Empty:
+            return _Batch([], [])
+        while len(events) < settings.TOLLGATE_USAGE_BATCH_SIZE:
+            try:
+                events.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+        return _Batch(events, [])
+
+    def ack(self, batch: _Batch) -> None:
+        pass
+
+
+class RedisUsageQueue:
+    """A Redis stream with a consumer group; entries are acknowledged and deleted only
+    after their batch committed, and entries left pending by a dead worker are
+    claimed by another after a minute."""
+
+    CLAIM_IDLE_MS = 60_000
+
+    def __init__(self, async_client, sync_client) -> None:
+        self._r = async_client
+        self._s = sync_client
+        self._consumer = f"{socket.gethostname()}-{threading.get_native_id()}-{id(self)}"
+        self._last_claim = 0.0
+        try:
+            self._s.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except Exception as exc:  # BUSYGROUP: it exists
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def append(self, event: dict[str, Any]) -> None:
+        await self._r.xadd(STREAM, {"e": json.dumps(event, separators=(",", ":"))})
+
+    def take(self, *, block: bool) -> _Batch:
+        count = settings.TOLLGATE_USAGE_BATCH_SIZE
+        entries: list[tuple[Any, dict]] = []
+        now = time.monotonic()
+        if now - self._last_claim > 10 or not block:
+            self._last_claim = now
+            idle = self.CLAIM_IDLE_MS if block else 0
+            claimed = self._s.xautoclaim(STREAM, GROUP, self._consumer, idle, "0-0", count=count)
+            entries.extend(claimed[1])
+        if not entries:
+            response = self._s.xreadgroup(
+                GROUP, self._consumer, {STREAM: ">"}, count=count,
+                block=settings.TOLLGATE_USAGE_FLUSH_MS if block else None,
+            )
+            for _stream, items in response or []:
+                entries.extend(items)
+        events, ids = [], []
+        for entry_id, fields in entries:
+            if not fields:  # deleted while pending
+                ids.append(entry_id)
+                continue
+            raw = fields.get(b"e") or fields.get("e")
+            events.append(json.loads(raw))
+            ids.append(entry_id)
+        if ids and not events:
+            self._s.xack(STREAM, GROUP, *ids)
+        return _Batch(events, ids)
+
+    def ack(self, batch: _Batch) -> None:
+        if batch.ids:
+            pipe = self._s.pipeline(transaction=False)
+            pipe.xack(STREAM, GROUP, *batch.ids)
+            pipe.xdel(STREAM, *batch.ids)
+            pipe.execute()

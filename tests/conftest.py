@@ -1,0 +1,95 @@
+"""Fixtures for end-to-end gateway tests: a catalog whose providers are the fake
+upstream, an organisation with credit, and a key; all committed, because the ASGI
+server under test runs in its own thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import ApiKey, Group, Organisation
+from accounts.services import api_key_create
+from billing.models import EntryKind
+from billing.money import usd_to_nano
+from billing.services import ledger_post
+from conftest import Tenant, make_tenant
+from gateway.encryption import secret_encrypt
+from gateway.models import Deployment, Model, ModelAlias, Provider
+from gateway.runtime import runtime
+
+PRICES = {
+    "price_input": Decimal("1.25"),
+    "price_output": Decimal("10"),
+    "price_cache_read": Decimal("0.125"),
+    "price_cache_write_5m": Decimal("1.5625"),
+    "price_cache_write_1h": Decimal("2.5"),
+}
+CLAUDE_PRICES = {
+    "price_input": Decimal("3"),
+    "price_output": Decimal("15"),
+    "price_cache_read": Decimal("0.3"),
+    "price_cache_write_5m": Decimal("3.75"),
+    "price_cache_write_1h": Decimal("6"),
+}
+
+
+@dataclass
+class World:
+    url: str  # the gateway
+    tenant: Tenant
+    organisation: Organisation
+    key: ApiKey
+    secret: str
+    openai: Provider
+    anthropic: Provider
+    gpt: Model
+    claude: Model
+    pro_model: Model
+    fake: object
+
+    @property
+    def openai_base(self) -> str:
+        return f"{self.url}/v1"
+
+    def drain(self) -> None:
+        runtime.drain()
+
+
+def provider_create(slug: str, protocol: str, base_url: str, key: str = "upstream-key"):
+    return Provider.objects.create(
+        slug=slug, name=slug, protocol=protocol, base_url=base_url,
+        api_key_encrypted=secret_encrypt(key), api_key_last_four=key[-4:],
+    )
+
+
+def model_create(public_id: str, provider: Provider, upstream_model: str, groups, prices,
+                 **extra) -> Model:
+    model = Model.objects.create(public_id=public_id, display_name=public_id, **prices, **extra)
+    model.groups.set(groups)
+    Deployment.objects.create(model=model, provider=provider, upstream_model=upstream_model)
+    return model
+
+
+@pytest.fixture
+def world(live_url, fake_upstream) -> World:
+    tenant = make_tenant("acme", groups=("default",))
+    default = Group.objects.get(slug="default")
+    pro, _ = Group.objects.get_or_create(slug="pro", defaults={"name": "Pro"})
+    openai = provider_create("fakeai", "openai", f"{fake_upstream.url}/v1")
+    anthropic = provider_create("fakeanthropic", "anthropic", f"{fake_upstream.url}/v1")
+    gpt = model_create("test-gpt-5.5", openai, "gpt-5.5", [default, pro], PRICES,
+                       max_output_tokens=4096)
+    ModelAlias.objects.create(alias="gpt-latest", model=gpt)
+    claude = model_create("claude-test-4.6", anthropic, "claude-sonnet-4-6", [default, pro],
+                          CLAUDE_PRICES, max_output_tokens=8192)
+    pro_model = model_create("test-gpt-pro", openai, "gpt-5.5-pro", [pro], PRICES)
+    ledger_post(organisation=tenant.organisation, kind=EntryKind.ADJUSTMENT,
+                amount_nano=usd_to_nano(100), idempotency_key="test:credit")
+    created = api_key_create(organisation=tenant.organisation, name="ci", created_by=tenant.owner)
+    return World(
+        url=live_url, tenant=tenant, organisation=tenant.organisation, key=created.api_key,
+        secret=created.secret, openai=openai, anthropic=anthropic, gpt=gpt, claude=claude,
+        pro_model=pro_model, fake=fake_upstream.app,
+    )
