@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 class TimeStamped(models.Model):
@@ -180,3 +181,12 @@ class ApiKey(TimeStamped):
     @property
     def masked(self) -> str:
         return f"{self.prefix}…{self.last_four}"
+
+    @property
+    def status(self) -> str:
+        """'revoked', 'expired' or 'active' (revocation wins: it is permanent)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"

@@ -1,15 +1,28 @@
-"""Writes for billing: posting to the ledger (the only way money moves)."""
+"""Writes for billing: posting to the ledger (the only way money moves), checking the
+denormalised balances against it, operator adjustments and trial credit.
+
+Every post sends `billing.signals.balance_changed` after its transaction commits, so
+caches of the balance (the gateway's credit figures) refresh."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, F, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from accounts.models import Organisation
-from billing.models import CreditBalance, EntryKind, LedgerEntry
+from accounts.models import Membership, Organisation, Role
+from billing.models import CreditBalance, EntryKind, LedgerEntry, TrialGrant
+from billing.money import usd_to_nano
+from billing.signals import balance_changed
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,6 +34,7 @@ class Posting:
     reference: str = ""
     memo: str = ""
     created_by_id: int | None = None
+    api_key_id: int | None = None
 
 
 def ledger_post(
@@ -78,6 +92,7 @@ def ledger_post_many(*, postings: list[Posting]) -> list[LedgerEntry]:
                 reference=p.reference,
                 memo=p.memo,
                 created_by_id=p.created_by_id,
+                api_key_id=p.api_key_id,
             )
             for p in fresh
         ]
@@ -105,6 +120,7 @@ def _ledger_post_one_by_one(postings: list[Posting]) -> list[LedgerEntry]:
                     reference=p.reference,
                     memo=p.memo,
                     created_by_id=p.created_by_id,
+                    api_key_id=p.api_key_id,
                 )
         except IntegrityError:
             continue
@@ -126,3 +142,175 @@ def _apply_to_balances(postings: list[Posting]) -> None:
             CreditBalance.objects.filter(organisation_id=org_id).update(
                 balance_nano=F("balance_nano") + delta
             )
+    org_ids = sorted(totals)
+    kinds = sorted({p.kind for p in postings})
+    transaction.on_commit(
+        lambda: balance_changed.send(sender=LedgerEntry, organisation_ids=org_ids, kinds=kinds),
+        robust=True,  # a failing cache refresh must not fail the payment that posted
+    )
+
+
+# --- Reconciliation -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BalanceDrift:
+    organisation_id: int
+    balance_nano: int  # the denormalised CreditBalance (0 if it has no row)
+    ledger_nano: int  # SUM of the ledger
+
+    @property
+    def drift_nano(self) -> int:
+        return self.balance_nano - self.ledger_nano
+
+
+def balance_reconcile() -> list[BalanceDrift]:
+    """Compare every organisation's CreditBalance with the sum of its ledger and report
+    (log at ERROR, and return) each one that differs. Nothing is corrected: a drift
+    means a bug or a manual database edit, and an operator should look at it.
+
+    One SQL statement reads both figures, so on PostgreSQL they come from the same
+    snapshot and a ledger post committing mid-check cannot show up as drift."""
+    ledger_total = (
+        LedgerEntry.objects.filter(organisation=OuterRef("pk"))
+        .order_by()
+        .values("organisation")
+        .annotate(total=Sum("amount_nano"))
+        .values("total")
+    )
+    rows = (
+        Organisation.objects.annotate(
+            ledger_nano=Coalesce(Subquery(ledger_total), Value(0), output_field=BigIntegerField()),
+            balance_nano=Coalesce(
+                F("credit__balance_nano"), Value(0), output_field=BigIntegerField()
+            ),
+        )
+        .exclude(ledger_nano=F("balance_nano"))
+        .order_by("pk")
+        .values_list("pk", "balance_nano", "ledger_nano")
+    )
+    drifts = [
+        BalanceDrift(organisation_id=pk, balance_nano=balance, ledger_nano=ledger)
+        for pk, balance, ledger in rows
+    ]
+    for d in drifts:
+        logger.error(
+            "balance drift: organisation %s balance %s != ledger %s (drift %s nano-USD)",
+            d.organisation_id, d.balance_nano, d.ledger_nano, d.drift_nano,
+        )
+    return drifts
+
+
+# --- Operator adjustments -------------------------------------------------------
+
+ADJUSTMENT_MAX_USD = Decimal("1000000")
+
+
+class CreditError(ValueError):
+    """A credit operation the caller asked for that cannot be done as asked."""
+
+
+def credit_adjust(
+    *,
+    organisation: Organisation,
+    amount_usd: Decimal,
+    memo: str,
+    created_by,
+    idempotency_key: str,
+) -> LedgerEntry | None:
+    """Post an operator's ADJUSTMENT (positive grants credit, negative removes it).
+    `idempotency_key` comes from the form that was shown, so a double submit posts
+    once. Returns None when that key was already posted."""
+    memo = memo.strip()
+    if not memo:
+        raise CreditError("Say why in the memo: adjustments are audited.")
+    if amount_usd == 0:
+        raise CreditError("The amount must not be zero.")
+    if abs(amount_usd) > ADJUSTMENT_MAX_USD:
+        raise CreditError(f"Adjustments are limited to ±${ADJUSTMENT_MAX_USD:,} at a time.")
+    if amount_usd != amount_usd.quantize(Decimal("0.000000001")):
+        raise CreditError("Amounts have at most 9 decimal places (nano-dollars).")
+    return ledger_post(
+        organisation=organisation,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=usd_to_nano(amount_usd),
+        idempotency_key=f"adjust:{idempotency_key}",
+        reference=f"admin:{created_by.pk}" if created_by else "admin",
+        memo=memo[:300],
+        created_by=created_by,
+    )
+
+
+# --- Trial credit ---------------------------------------------------------------
+
+
+def trial_credit_grant(*, user, email: str) -> LedgerEntry | None:
+    """Called when `user` verifies `email`. Claims the trial for this address (once per
+    address, case-insensitively, and once per user) and grants it to the first
+    organisation the user owns that has had no trial. If the user owns none yet (the
+    organisation is created after the confirmation), the claim waits for
+    `trial_credit_fulfil_pending`. Returns the ledger entry when credit was granted."""
+    if settings.TOLLGATE_TRIAL_CREDIT_USD <= 0:
+        return None
+    email = email.strip()
+    with transaction.atomic():
+        claim = TrialGrant.objects.filter(email__iexact=email).first()
+        if claim is None:
+            if TrialGrant.objects.filter(user=user).exists():
+                return None  # this user already had a trial through another address
+            try:
+                with transaction.atomic():
+                    claim = TrialGrant.objects.create(email=email, user=user)
+            except IntegrityError:  # a concurrent confirmation of the same address
+                return None
+        elif claim.user_id != user.pk:
+            return None  # the address earned a trial before (e.g. a deleted account)
+        return _trial_fulfil(claim_id=claim.pk)
+
+
+def trial_credit_fulfil_pending(*, user) -> LedgerEntry | None:
+    """Called when `user` becomes an organisation's owner: grants a trial they claimed
+    by verifying an address before they owned any organisation."""
+    claim_id = (
+        TrialGrant.objects.filter(user=user, organisation__isnull=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if claim_id is None:
+        return None
+    with transaction.atomic():
+        return _trial_fulfil(claim_id=claim_id)
+
+
+def _trial_fulfil(*, claim_id: int) -> LedgerEntry | None:
+    claim = TrialGrant.objects.select_for_update().get(pk=claim_id)
+    if claim.organisation_id is not None or claim.user_id is None:
+        return None
+    already_trialled = TrialGrant.objects.filter(organisation__isnull=False).values(
+        "organisation_id"
+    )
+    owned = (
+        Membership.objects.filter(user_id=claim.user_id, role=Role.OWNER)
+        .exclude(organisation_id__in=already_trialled)
+        .exclude(organisation__ledger_entries__kind=EntryKind.TRIAL)
+        .order_by("created_at", "pk")
+        .values_list("organisation_id", flat=True)
+        .first()
+    )
+    if owned is None:
+        return None
+    claim.organisation_id = owned
+    claim.granted_at = timezone.now()
+    try:
+        with transaction.atomic():
+            claim.save(update_fields=["organisation", "granted_at"])
+    except IntegrityError:  # another claim took this organisation a moment ago
+        return None
+    return ledger_post(
+        organisation=claim.organisation,
+        kind=EntryKind.TRIAL,
+        amount_nano=usd_to_nano(settings.TOLLGATE_TRIAL_CREDIT_USD),
+        idempotency_key=f"trial:org:{owned}",
+        reference=f"trial-grant:{claim.pk}",
+        memo="Trial credit for a verified e-mail address",
+    )

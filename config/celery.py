@@ -17,4 +17,9 @@ app.conf.beat_schedule = {
         "task": "billing.reconcile_balances",
         "schedule": crontab(minute=17),
     },
+    # Every 10 minutes: recompute today's and yesterday's daily roll-ups (late rows).
+    "gateway-rollup-recent": {
+        "task": "gateway.rollup_recent",
+        "schedule": crontab(minute="*/10"),
+    },
 }

@@ -7,6 +7,7 @@ REDIS_URL switch to PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -96,6 +97,10 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "tollgate.sqlite3",
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # A file, not shared-cache memory, for the test database: the server under
+            # test and its flusher write from other threads, and shared-cache SQLite
+            # answers "table is locked" instead of waiting.
+            "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -199,6 +204,7 @@ TOLLGATE_KEEPALIVE_SECONDS = env_float("TOLLGATE_KEEPALIVE_SECONDS", 15.0)
 TOLLGATE_UPSTREAM_CONNECT_TIMEOUT = env_int("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10)
 TOLLGATE_UPSTREAM_READ_TIMEOUT = env_int("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600)
 TOLLGATE_UPSTREAM_MAX_CONNECTIONS = env_int("TOLLGATE_UPSTREAM_MAX_CONNECTIONS", 1000)
+TOLLGATE_REDIS_MAX_CONNECTIONS = env_int("TOLLGATE_REDIS_MAX_CONNECTIONS", 200)
 TOLLGATE_USAGE_BATCH_SIZE = env_int("TOLLGATE_USAGE_BATCH_SIZE", 200)
 TOLLGATE_USAGE_FLUSH_MS = env_int("TOLLGATE_USAGE_FLUSH_MS", 200)
 TOLLGATE_DEMO_UPSTREAM_URL = env_str("TOLLGATE_DEMO_UPSTREAM_URL", "http://127.0.0.1:8001")

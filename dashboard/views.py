@@ -1,12 +1,18 @@
-"""Console entry points."""
+"""Console entry points: the home redirect, an organisation's overview, and creating
+another organisation."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.services import OrganisationError, organisation_create
+from billing.selectors import balance_get
 from dashboard.access import membership_for
+from dashboard.forms import OrganisationCreateForm
+from gateway.reports import spend_overview_get
 
 
 @login_required
@@ -22,5 +28,33 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def overview(request: HttpRequest, org: str) -> HttpResponse:
+    """Balance, spend today / this week / this month, daily spend by model over 30
+    days, top keys and models, error rate (complete days from the roll-ups)."""
     membership = membership_for(request, org)
-    return render(request, "dashboard/overview.html", {"membership": membership})
+    organisation = membership.organisation
+    report = spend_overview_get(organisation_ids=[organisation.pk])
+    return render(request, "dashboard/overview.html", {
+        "membership": membership, "report": report, "chart": report.chart_data(),
+        "balance_nano": balance_get(organisation=organisation),
+    })
+
+
+@login_required
+def organisation_new(request: HttpRequest) -> HttpResponse:
+    form = OrganisationCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organisation = organisation_create(
+                name=form.cleaned_data["name"],
+                slug=form.cleaned_data["slug"],
+                owner=request.user,
+            )
+        except OrganisationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Created {organisation.name}. You are its owner.")
+            return redirect("dashboard:overview", org=organisation.slug)
+    return render(
+        request, "dashboard/organisations/new.html", {"form": form},
+        status=400 if form.is_bound else 200,
+    )

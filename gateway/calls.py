@@ -142,6 +142,7 @@ class Call:
         }
         try:
             await runtime.usage.append(event)
+            runtime.event_queued()
         except Exception:
             # The response is still sent; losing the log row is better than failing a
             # served request, but it must be loud.

@@ -203,6 +203,16 @@ class RequestLog(models.Model):
             models.Index(
                 fields=["organisation", "resolved_model", "-started_at"], name="reqlog_org_model"
             ),
+            # Console filters (provider, BYOK, status class), newest first within each.
+            models.Index(
+                fields=["organisation", "provider", "-started_at"], name="reqlog_org_provider"
+            ),
+            models.Index(fields=["organisation", "byok", "-started_at"], name="reqlog_org_byok"),
+            models.Index(
+                fields=["organisation", "status_code", "-started_at"], name="reqlog_org_status"
+            ),
+            # Daily roll-ups read one day of every organisation at once.
+            models.Index(fields=["started_at"], name="reqlog_time"),
         ]
 
     def __str__(self) -> str:
@@ -211,3 +221,57 @@ class RequestLog(models.Model):
     @property
     def cache_write_tokens(self) -> int:
         return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+
+class DailyRollup(models.Model):
+    """Usage summed per organisation, API key, resolved model and UTC day, computed from
+    the request log by `gateway.rollups` (a day is recomputed whole, so late rows are
+    picked up). Dashboards read these for complete days and the raw log only for today.
+
+    `model` is the resolved model id ("" when a request failed before one was chosen).
+    `api_key` is null for requests whose key is gone from the log row. Keys are revoked,
+    never deleted: RESTRICT refuses to delete a key that has roll-ups (its spend history
+    would vanish) but lets an organisation's deletion cascade to both.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.RESTRICT, null=True, blank=True, related_name="+"
+    )
+    model = models.CharField(max_length=120, blank=True, default="")
+    day = models.DateField()
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_5m_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    cost_nano = models.BigIntegerField(default=0, help_text="Charged cost, nano-USD")
+    byok_requests = models.PositiveIntegerField(default=0)
+    byok_cost_nano = models.BigIntegerField(default=0, help_text="BYOK fees, nano-USD")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Two partial constraints rather than one, because NULLs are distinct in a
+            # plain unique constraint (and SQLite has no NULLS NOT DISTINCT).
+            models.UniqueConstraint(
+                fields=["organisation", "api_key", "model", "day"],
+                condition=models.Q(api_key__isnull=False),
+                name="rollup_unique_key",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "model", "day"],
+                condition=models.Q(api_key__isnull=True),
+                name="rollup_unique_keyless",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organisation", "day"], name="rollup_org_day"),
+            models.Index(fields=["day"], name="rollup_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.day} {self.model} key={self.api_key_id}"

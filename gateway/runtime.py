@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -52,6 +53,20 @@ class Runtime:
         self.usage: Any = None
         self.flusher: UsageFlusher | None = None
         self.started = False
+        # Counts usage events queued by this process; tests wait on it instead of
+        # sleeping (a request the client abandoned finishes after the client is gone).
+        self.events_queued = 0
+        self._events = threading.Condition()
+
+    def event_queued(self) -> None:
+        with self._events:
+            self.events_queued += 1
+            self._events.notify_all()
+
+    def wait_for_events(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until `count` events have been queued in total (tests)."""
+        with self._events:
+            return self._events.wait_for(lambda: self.events_queued >= count, timeout)
 
     # --- life cycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -64,7 +79,13 @@ class Runtime:
         if sync_client is not None:
             import redis.asyncio as aioredis
 
-            self.redis = aioredis.Redis.from_url(settings.REDIS_URL)
+            # A blocking pool: under a burst, requests wait briefly for a connection
+            # instead of failing with "Too many connections".
+            pool = aioredis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL, max_connections=settings.TOLLGATE_REDIS_MAX_CONNECTIONS,
+                timeout=10,
+            )
+            self.redis = aioredis.Redis(connection_pool=pool)
             self.credit = RedisCreditStore(self.redis, sync_client, self.run_db)
             self.usage = RedisUsageQueue(self.redis, sync_client)
             self._tasks.append(asyncio.create_task(self._listen()))
@@ -74,7 +95,6 @@ class Runtime:
         self.flusher = UsageFlusher(self.usage, self.credit.flushed)
         self.flusher.start()
         self.started = True
-        await self.catalog()
 
     async def stop(self) -> None:
         if not self.started:

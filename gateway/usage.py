@@ -200,6 +200,9 @@ class RedisUsageQueue:
         self._s = sync_client
         self._consumer = f"{socket.gethostname()}-{threading.get_native_id()}-{id(self)}"
         self._last_claim = 0.0
+        self._group_create()
+
+    def _group_create(self) -> None:
         try:
             self._s.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         except Exception as exc:  # BUSYGROUP: it exists
@@ -210,6 +213,17 @@ class RedisUsageQueue:
         await self._r.xadd(STREAM, {"e": json.dumps(event, separators=(",", ":"))})
 
     def take(self, *, block: bool) -> _Batch:
+        try:
+            return self._take(block=block)
+        except Exception as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the stream or the group (a restart without persistence):
+            # recreate it; events appended since are still read from the start.
+            self._group_create()
+            return self._take(block=block)
+
+    def _take(self, *, block: bool) -> _Batch:
         count = settings.TOLLGATE_USAGE_BATCH_SIZE
         entries: list[tuple[Any, dict]] = []
         now = time.monotonic()

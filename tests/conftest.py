@@ -14,10 +14,10 @@ from accounts.services import api_key_create
 from billing.models import EntryKind
 from billing.money import usd_to_nano
 from billing.services import ledger_post
-from conftest import Tenant, make_tenant
 from gateway.encryption import secret_encrypt
 from gateway.models import Deployment, Model, ModelAlias, Provider
 from gateway.runtime import runtime
+from testkit import Tenant, make_tenant
 
 PRICES = {
     "price_input": Decimal("1.25"),
@@ -93,3 +93,70 @@ def world(live_url, fake_upstream) -> World:
         secret=created.secret, openai=openai, anthropic=anthropic, gpt=gpt, claude=claude,
         pro_model=pro_model, fake=fake_upstream.app,
     )
+
+
+def _vendor_cost_nano(usage: dict[str, int], model: Model) -> int:
+    """The vendor's formula, written out independently of gateway.pricing: each kind of
+    token once, at the model's own price per million for it, rounded half up to the
+    nano-dollar. `usage` keys: input, cache_read, write_5m, write_1h, output."""
+    from decimal import ROUND_HALF_UP
+
+    usd = (
+        usage["input"] * model.price_input
+        + usage["cache_read"] * model.price_cache_read
+        + usage["write_5m"] * model.price_cache_write_5m
+        + usage["write_1h"] * model.price_cache_write_1h
+        + usage["output"] * model.price_output
+    ) / 1_000_000
+    return int((usd * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _anthropic_usage_counts(usage: dict) -> dict[str, int]:
+    """An Anthropic `usage` object as the five counts _vendor_cost_nano takes."""
+    split = usage.get("cache_creation") or {}
+    return {
+        "input": usage["input_tokens"],
+        "cache_read": usage.get("cache_read_input_tokens") or 0,
+        "write_5m": split.get("ephemeral_5m_input_tokens") or 0,
+        "write_1h": split.get("ephemeral_1h_input_tokens") or 0,
+        "output": usage["output_tokens"],
+    }
+
+
+@pytest.fixture
+def vendor_cost():
+    """_vendor_cost_nano(usage counts, model) -> nano-dollars (the vendor's formula)."""
+    return _vendor_cost_nano
+
+
+@pytest.fixture
+def anthropic_counts():
+    """_anthropic_usage_counts(Anthropic usage dict) -> the counts vendor_cost takes."""
+    return _anthropic_usage_counts
+
+
+@pytest.fixture
+def upstream_replay(world):
+    """Replays, in order and on a cold prompt cache, the Anthropic messages bodies the
+    gateway sent to the fake upstream, straight to the fake (unstreamed); returns each
+    answer's `usage` as the upstream reported it. Tests price conversations from this
+    rather than from what the gateway passed on."""
+    import httpx
+
+    def replay() -> list[dict]:
+        bodies = [r["body"] for r in world.fake.requests
+                  if r["path"] == "/v1/messages" and r["method"] == "POST"]
+        world.fake.cache.clear()
+        usages = []
+        for body in bodies:
+            body = {k: v for k, v in body.items() if k != "stream"}
+            response = httpx.post(
+                f"{world.anthropic.base_url}/messages", json=body,
+                headers={"x-api-key": "upstream-key", "anthropic-version": "2023-06-01"},
+                timeout=20,
+            )
+            assert response.status_code == 200, response.text
+            usages.append(response.json()["usage"])
+        return usages
+
+    return replay

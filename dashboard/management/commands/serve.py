@@ -31,6 +31,14 @@ class Command(BaseCommand):
                 "--host", url.hostname or "127.0.0.1", "--port", str(url.port or 8001),
             ], cwd=settings.BASE_DIR)
             self.stdout.write(f"demo upstream on {settings.TOLLGATE_DEMO_UPSTREAM_URL}")
+        beat = None
+        if not settings.REDIS_URL:
+            # No broker, so no Celery beat: run the beat schedule in-process (roll-ups).
+            from config.beat import EmbeddedBeat
+
+            beat = EmbeddedBeat()
+            beat.start()
+            self.stdout.write("scheduled tasks run in-process (no REDIS_URL)")
         self.stdout.write(self.style.SUCCESS(
             f"Tollgate on http://{host}:{port}/  (admin /admin/, API docs /api/docs, "
             f"OpenAI base URL http://{host}:{port}/v1, Anthropic base URL http://{host}:{port})"
@@ -42,6 +50,8 @@ class Command(BaseCommand):
                 access_log=False, timeout_graceful_shutdown=10,
             )
         finally:
+            if beat is not None:
+                beat.stop()
             if demo is not None:
                 demo.terminate()
                 demo.wait(timeout=10)

@@ -1,0 +1,508 @@
+"""What the gateway adds to a request: the same chat completions sent straight to the
+fake upstream and through the gateway (auth, credit hold, request log and billing on,
+PostgreSQL and Redis), non-streaming and streaming, at several concurrencies.
+
+    .venv/bin/python bench/overhead.py [--requests N] [--seconds S] [--quick]
+
+It sets up everything it measures and removes it afterwards (also on Ctrl-C): a
+dedicated database (tollgate_bench), a dedicated Redis DB (flushed before and after),
+a fake upstream and a gateway process (`manage.py serve --no-demo`, one uvicorn worker)
+on free ports of 127.0.0.1, a bench catalog, credit and an API key. Results go to
+stdout and to the results section of docs/benchmarks.md.
+
+The load generator runs in this process, on uvloop with raw keep-alive connections
+and httptools parsing (one connection per concurrent client), so the client takes
+as little as possible of the two cores it shares with the gateway and the fake.
+CPU per request comes from /proc/<pid>/stat of each process, before and after each
+phase; "rest" is every other process on the machine (PostgreSQL and Redis, mostly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib.metadata as md
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httptools
+import psycopg
+import redis
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+HOST = "127.0.0.1"
+PG = "postgres://postgres@127.0.0.1:5432"
+DB_NAME = "tollgate_bench"
+UPSTREAM_KEY = "bench-upstream-key"
+UPSTREAM_MODEL = "bench-upstream"
+MODEL = "bench-gpt"
+# 17 words: the fake answers "Echo: <17 words>", one word per chunk, so a stream is
+# role + 18 content + finish + usage chunks + [DONE] = 22 SSE events, as in the bar
+# of docs/ARCHITECTURE.md (LiteLLM, 22-chunk streams).
+PROMPT = ("Please answer with a short friendly greeting so that this benchmark can "
+          "measure what the gateway adds")
+CATALOG = {
+    "groups": [{"slug": "default", "name": "Default"}, {"slug": "pro", "name": "Pro"}],
+    "providers": [{"slug": "bench", "name": "Bench fake upstream", "protocol": "openai",
+                   "base_url": "${BENCH_UPSTREAM_URL}/v1", "api_key": UPSTREAM_KEY}],
+    "models": [{"id": MODEL, "name": "Bench GPT", "context_window": 128000,
+                "max_output_tokens": 4096, "groups": ["default", "pro"],
+                "prices": {"input": "1.25", "output": "10", "cache_read": "0.125"},
+                "deployments": [{"provider": "bench", "upstream_model": UPSTREAM_MODEL}]}],
+}
+CREDIT = """
+from accounts.models import Organisation
+from billing.models import EntryKind
+from billing.services import ledger_post
+org = Organisation.objects.get(slug="operator")
+ledger_post(organisation=org, kind=EntryKind.ADJUSTMENT, amount_nano=10**15,
+            idempotency_key="bench:credit", memo="bench credit")
+print(org.pk)
+"""
+TICK = os.sysconf("SC_CLK_TCK")
+MARK_BEGIN, MARK_END = "<!-- overhead:begin -->", "<!-- overhead:end -->"
+
+
+# --- processes and setup ---------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=300)
+    if done.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def wait_http(url: str, key: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within 60 s:\n{log.read_text()[-3000:]}")
+
+
+class Stack:
+    """The database, Redis DB, fake upstream and gateway of one run; close() undoes all."""
+
+    def __init__(self, redis_db: int, keep_db: bool) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+        self.redis_db, self.keep_db = redis_db, keep_db
+        self.procs: list[subprocess.Popen] = []
+        self.fake_port, self.gw_port = free_port(), free_port()
+        self.fake_url = f"http://{HOST}:{self.fake_port}"
+        self.env = {**os.environ, "DATABASE_URL": f"{PG}/{DB_NAME}",
+                    "REDIS_URL": f"redis://{HOST}:6379/{redis_db}",
+                    "TOLLGATE_VAR_DIR": str(self.tmp / "var"),
+                    "TOLLGATE_DEMO_UPSTREAM_URL": self.fake_url,
+                    "BENCH_UPSTREAM_URL": self.fake_url, "PYTHONUNBUFFERED": "1"}
+        self.key = ""
+        self.org_id = 0
+        self.owns_redis = False
+
+    def start(self) -> None:
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+        bench_redis = redis.Redis(host=HOST, db=self.redis_db)
+        if bench_redis.dbsize():  # someone else's: flushing it would break their work
+            raise RuntimeError(f"Redis DB {self.redis_db} is not empty; choose an unused "
+                               "one with --redis-db")
+        self.owns_redis = True
+        fake = self.spawn("fake", "fakeupstream", "--host", HOST, "--port", str(self.fake_port))
+        print("setup: migrate, bootstrap, bench catalog, credit, API key", flush=True)
+        manage(self.env, "migrate", "--noinput")
+        manage(self.env, "bootstrap")
+        catalog = self.tmp / "bench-catalog.json"
+        catalog.write_text(json.dumps(CATALOG))
+        manage(self.env, "catalog", "load", str(catalog))
+        self.org_id = int(manage(self.env, "shell", "-c", CREDIT).split()[-1])
+        self.key = manage(self.env, "apikey", "create", "--org", "operator",
+                          "--name", "bench").strip()
+        wait_http(f"{self.fake_url}/v1/models", UPSTREAM_KEY, fake, self.tmp / "fake.log")
+        gateway = self.spawn("gateway", "serve", "--no-demo", "--host", HOST,
+                             "--port", str(self.gw_port), "--workers", "1")
+        wait_http(f"http://{HOST}:{self.gw_port}/v1/models", self.key, gateway,
+                  self.tmp / "gateway.log")
+        self.fake_pid, self.gw_pid = fake.pid, gateway.pid
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")  # the child keeps it open
+        # A session of its own: Ctrl-C reaches only this script, which stops the
+        # gateway first (it drains its usage queue), then the fake.
+        proc = subprocess.Popen([PY, "manage.py", *args], cwd=ROOT, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        try:
+            if self.owns_redis:
+                redis.Redis(host=HOST, db=self.redis_db).flushdb()
+            if not self.keep_db:
+                with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+                    conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --- the load generator ---------------------------------------------------------------
+class Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future | None = None
+        self.first = 0.0
+        self.keep: list[bytes] | None = None  # body of a sampled response
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc) -> None:
+        self._fail(exc or ConnectionError("connection closed"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+
+    def on_body(self, body: bytes) -> None:
+        if not self.first:
+            self.first = time.perf_counter()
+        if self.keep is not None:
+            self.keep.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(self.parser.get_status_code())
+
+    async def request(self, raw: bytes) -> tuple[int, float, float]:
+        self.first = 0.0
+        self.waiter = asyncio.get_running_loop().create_future()
+        start = time.perf_counter()
+        self.transport.write(raw)
+        status = await self.waiter
+        end = time.perf_counter()
+        return status, end - start, (self.first or end) - start
+
+
+@dataclass
+class Phase:
+    target: str  # direct | gateway
+    stream: bool
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    ttfbs: list[float] = field(default_factory=list)
+    sent: int = 0
+    errors: int = 0
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    sample: bytes = b""
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+def request_bytes(port: int, key: str, model: str, stream: bool, session: str) -> bytes:
+    body: dict = {"model": model, "messages": [{"role": "user", "content": PROMPT}],
+                  "max_tokens": 64}
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    data = json.dumps(body, separators=(",", ":")).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json\r\nX-Tollgate-Session-Id: {session}\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n")
+    return head.encode() + data
+
+
+async def load(phase: Phase, port: int, raw: bytes, total: int, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    conns = [(await loop.create_connection(Conn, HOST, port))[1]
+             for _ in range(phase.concurrency)]
+    conns[0].keep = []
+    left = [total]
+    deadline = time.perf_counter() + seconds
+
+    async def client(conn: Conn) -> None:
+        while left[0] > 0 and time.perf_counter() < deadline:
+            left[0] -= 1
+            phase.sent += 1
+            status, latency, ttfb = await conn.request(raw)
+            if status == 200:
+                phase.latencies.append(latency)
+                phase.ttfbs.append(ttfb)
+            else:
+                phase.errors += 1
+            if conn.keep is not None:  # the first response only: check what was served
+                phase.sample, conn.keep = b"".join(conn.keep), None
+
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(client(c) for c in conns)), seconds + 60)
+    finally:
+        phase.wall = time.perf_counter() - started
+        for conn in conns:
+            conn.transport.close()
+
+
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, all threads
+
+
+def machine_busy() -> float:
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK  # minus idle and iowait
+
+
+def cpu_snapshot(stack: Stack) -> dict[str, float]:
+    return {"gateway": proc_cpu(stack.gw_pid), "fake": proc_cpu(stack.fake_pid),
+            "client": time.process_time(), "all": machine_busy()}
+
+
+def logged(org_id: int, session: str) -> int:
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        return conn.execute("SELECT count(*) FROM gateway_requestlog WHERE organisation_id"
+                            " = %s AND session_id = %s", (org_id, session)).fetchone()[0]
+
+
+def wait_logged(org_id: int, session: str, expected: int, timeout: float = 30) -> int:
+    """The flusher writes in batches: wait for this phase's rows, so its CPU (and the
+    database's) is counted in the phase that caused it."""
+    deadline = time.monotonic() + timeout
+    while (count := logged(org_id, session)) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return count
+
+
+def run_phase(stack: Stack, phase: Phase, total: int, seconds: float, tag: str) -> Phase:
+    mode = "stream" if phase.stream else "json"
+    session = f"bench-{tag}-{mode}-c{phase.concurrency}"
+    if phase.target == "direct":
+        port, raw = stack.fake_port, request_bytes(
+            stack.fake_port, UPSTREAM_KEY, UPSTREAM_MODEL, phase.stream, session)
+    else:
+        port, raw = stack.gw_port, request_bytes(
+            stack.gw_port, stack.key, MODEL, phase.stream, session)
+    print(f"  {session} {phase.target}: up to {total} requests", flush=True)
+    before = cpu_snapshot(stack)
+    uvloop.run(load(phase, port, raw, total, seconds))
+    if phase.target == "gateway":
+        count = wait_logged(stack.org_id, session, phase.sent)
+        if count != phase.sent:
+            raise RuntimeError(f"{session}: {phase.sent} sent but {count} request log rows")
+    after = cpu_snapshot(stack)
+    phase.cpu = {k: after[k] - before[k] for k in after}
+    want = b'"cost"' if phase.target == "gateway" else b'"usage"'
+    if phase.errors or want not in phase.sample or (
+            phase.stream and b"[DONE]" not in phase.sample):
+        raise RuntimeError(f"{session}: {phase.errors} errors; sample response "
+                           f"{phase.sample[:600]!r}")
+    return phase
+
+
+# --- verification and report ----------------------------------------------------------
+def verify(org_id: int, sent: int) -> str:
+    """Every gateway request of the run is logged once and billed once, at its cost."""
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        rows, ok, cost = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status_code = 200), "
+            "coalesce(sum(cost_nano), 0) FROM gateway_requestlog WHERE organisation_id = %s",
+            (org_id,)).fetchone()
+        debits, debited = conn.execute(
+            "SELECT count(*), coalesce(-sum(l.amount_nano), 0) FROM billing_ledgerentry l "
+            "JOIN gateway_requestlog r ON l.idempotency_key = 'usage:' || r.request_id "
+            "WHERE l.organisation_id = %s AND l.kind = 'usage'", (org_id,)).fetchone()
+    line = (f"{sent} gateway requests sent; {rows} request log rows ({ok} with status 200); "
+            f"{debits} usage ledger debits totalling {debited} nano-USD "
+            f"(request log cost total {cost} nano-USD)")
+    if not sent == rows == ok == debits or debited != cost or cost <= 0:
+        raise RuntimeError(f"billing check failed: {line}")
+    return line
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.5) - 1))] * 1000
+
+
+def tables(pairs: list[tuple[Phase, Phase]]) -> str:
+    lat = ["| mode | conc | requests | p50 direct | p50 gateway | **added p50** | p99 direct "
+           "| p99 gateway | added p99 | TTFB p50 direct / gateway | **added TTFB p50** |",
+           "|" + "---|" * 11]
+    cpu = ["| mode | conc | rps direct | rps gateway | **gateway / direct** | **gateway CPU "
+           "ms/req** | fake CPU ms/req | client CPU ms/req | rest (PG, Redis, other) ms/req |",
+           "|" + "---|" * 9]
+    for d, g in pairs:
+        mode = "stream" if d.stream else "json"
+        p50d, p50g = pct(d.latencies, .5), pct(g.latencies, .5)
+        p99d, p99g = pct(d.latencies, .99), pct(g.latencies, .99)
+        ttfb = "—"
+        added_ttfb = "—"
+        if d.stream:
+            td, tg = pct(d.ttfbs, .5), pct(g.ttfbs, .5)
+            ttfb, added_ttfb = f"{td:.2f} / {tg:.2f}", f"**{tg - td:+.2f}**"
+        lat.append(f"| {mode} | {d.concurrency} | {len(d.latencies)} / {len(g.latencies)} | "
+                   f"{p50d:.2f} | {p50g:.2f} | **{p50g - p50d:+.2f}** | {p99d:.2f} | "
+                   f"{p99g:.2f} | {p99g - p99d:+.2f} | {ttfb} | {added_ttfb} |")
+        n = len(g.latencies)
+        rest = g.cpu["all"] - g.cpu["gateway"] - g.cpu["fake"] - g.cpu["client"]
+        cpu.append(f"| {mode} | {d.concurrency} | {d.rps:.0f} | {g.rps:.0f} | "
+                   f"**{g.rps / d.rps:.2f}** | **{g.cpu['gateway'] / n * 1000:.2f}** | "
+                   f"{g.cpu['fake'] / n * 1000:.2f} | {g.cpu['client'] / n * 1000:.2f} | "
+                   f"{max(rest, 0) / n * 1000:.2f} |")
+    return ("Latency in ms, measured by the client (send to last byte; TTFB: send to "
+            "first body byte):\n\n" + "\n".join(lat) + "\n\nThroughput and CPU in the "
+            "gateway phase (CPU from /proc, per successful request):\n\n" + "\n".join(cpu))
+
+
+def aims(pairs: list[tuple[Phase, Phase]]) -> str:
+    lines = []
+    for d, g in pairs:
+        mode = "stream" if d.stream else "json"
+        if d.concurrency == 16:
+            added = pct(g.latencies, .5) - pct(d.latencies, .5)
+            lines.append(f"- {mode}, c16: added p50 {added:.2f} ms (aim < 3 ms): "
+                         f"{'met' if added < 3 else 'MISSED'}")
+        ratio = g.rps / d.rps
+        if d.concurrency == max(p.concurrency for p, _ in pairs):
+            lines.append(f"- {mode}, c{d.concurrency}: gateway throughput {ratio:.2f} of "
+                         f"direct (aim >= 0.5): {'met' if ratio >= 0.5 else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def facts() -> str:
+    mem = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.splitlines()
+    cpu_model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                      if ln.startswith("model name")), "?")
+    with psycopg.connect(f"{PG}/postgres") as conn:
+        pg = conn.execute("SHOW server_version").fetchone()[0]
+    rv = redis.Redis(host=HOST).info("server")["redis_version"]
+    libs = ", ".join(f"{n} {md.version(n)}" for n in (
+        "uvicorn", "uvloop", "httptools", "httpx", "httpcore", "Django", "psycopg", "redis"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return (f"- machine: {os.cpu_count()} cores (nproc {subprocess.getoutput('nproc')}), "
+            f"{cpu_model}; memory `{' '.join(mem[1].split()[:4]) if len(mem) > 1 else '?'}`"
+            f" (free -h); Linux {platform.release()}\n"
+            f"- versions: Python {platform.python_version()}, {libs}; PostgreSQL {pg}, "
+            f"Redis {rv}\n- code: commit {commit}{' + uncommitted changes' if dirty else ''}")
+
+
+def write_doc(section: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{MARK_BEGIN}\n{section.strip()}\n{MARK_END}"
+    if MARK_BEGIN in text and MARK_END in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        text = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+# --- main -------------------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000,
+                        help="requests per phase at concurrency > 1 (a quarter at 1)")
+    parser.add_argument("--seconds", type=float, default=15, help="time cap per phase")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--warmup", type=int, default=500, help="requests per warm-up phase")
+    parser.add_argument("--redis-db", type=int, default=9,
+                        help="an unused Redis DB (must be empty; flushed afterwards)")
+    parser.add_argument("--keep-db", action="store_true", help=f"do not drop {DB_NAME}")
+    parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few requests")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.warmup = 300, 100
+    levels = [int(c) for c in args.concurrency.split(",")]
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up on kill too
+    stack = Stack(args.redis_db, args.keep_db)
+    pairs: list[tuple[Phase, Phase]] = []
+    try:
+        stack.start()
+        sent = 0
+        print("warm-up", flush=True)
+        for stream in (False, True):
+            for target in ("direct", "gateway"):
+                phase = run_phase(stack, Phase(target, stream, max(levels)), args.warmup,
+                                  args.seconds, "warmup")
+                sent += phase.sent if target == "gateway" else 0
+        for stream in (False, True):
+            for c in levels:
+                total = args.requests if c > 1 else max(100, args.requests // 4)
+                pair = tuple(run_phase(stack, Phase(t, stream, c), total, args.seconds, "run")
+                             for t in ("direct", "gateway"))
+                d, g = pair
+                sent += g.sent
+                pairs.append((d, g))
+                print(f"{'stream' if stream else 'json'} c{c}: direct {d.rps:.0f} rps, "
+                      f"gateway {g.rps:.0f} rps, gateway CPU "
+                      f"{g.cpu['gateway'] / len(g.latencies) * 1000:.2f} ms/req", flush=True)
+        check = verify(stack.org_id, sent)
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        stack.close()
+    command = "python bench/overhead.py " + " ".join(sys.argv[1:])
+    section = (f"## Results ({dt.date.today().isoformat()})\n\nCommand: `{command.strip()}` "
+               f"(`make bench`)\n\n{facts()}\n\n{tables(pairs)}\n\nAims (issue 3):\n\n"
+               f"{aims(pairs)}\n\nBilling check: {check}.\n")
+    print("\n" + section)
+    if not args.no_write:
+        write_doc(section)
+        print("written to docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""Stripe webhook events: record each once, then move credit for the top-up it names.
+
+Every event is inserted into StripeEvent by its Stripe id (UNIQUE) inside the same
+transaction that handles it. Two concurrent deliveries of one event cannot both insert:
+the second waits on the unique index, then fails and is answered as a duplicate. If
+handling raises, the insert rolls back with it and Stripe's retry starts afresh.
+
+Events may arrive in any order. Handlers therefore record state on the TopUp (paid,
+cumulative refunded and disputed amounts, under a row lock) and post to the ledger
+only the difference between that state and what is already posted:
+- credit (top-up + amount, fee - fee) once, when the payment is first seen as paid;
+- refunds and disputes only once the credit is posted, so a refund that overtakes its
+  payment is posted right after it. A charge event for a payment intent that no top-up
+  knows yet is kept as DEFERRED and replayed when the checkout completes.
+A refund or dispute takes back what was paid (a negative REFUND entry) and gives back
+the matching share of the fee, so a full refund leaves the organisation where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.models import (
+    NANO_PER_CENT,
+    EntryKind,
+    StripeEvent,
+    StripeEventOutcome,
+    TopUp,
+    TopUpStatus,
+)
+from billing.services import Posting, ledger_post_many
+
+logger = logging.getLogger(__name__)
+
+Outcome = tuple[str, str]  # (StripeEventOutcome, detail)
+
+
+def stripe_event_process(*, event: dict[str, Any]) -> StripeEvent:
+    """Handle one verified webhook event exactly once. Returns its StripeEvent row; a
+    redelivery returns the row of the first delivery, unchanged."""
+    obj = _event_object(event)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = StripeEvent.objects.create(
+                    stripe_id=event["id"],
+                    type=str(event.get("type", "")),
+                    livemode=bool(event.get("livemode", False)),
+                    payment_intent=_payment_intent_of(obj),
+                    payload=event,
+                )
+        except IntegrityError:
+            return StripeEvent.objects.get(stripe_id=event["id"])
+        outcome, detail = _dispatch(row, obj)
+        row.outcome, row.detail = outcome, detail[:300]
+        row.processed_at = timezone.now()
+        row.save(update_fields=["outcome", "detail", "processed_at", "topup"])
+    if outcome == StripeEventOutcome.REJECTED:
+        logger.error("stripe event %s rejected: %s", row.stripe_id, detail)
+    return row
+
+
+def _event_object(event: dict[str, Any]) -> dict[str, Any]:
+    return (event.get("data") or {}).get("object") or {}
+
+
+def _payment_intent_of(obj: dict[str, Any]) -> str:
+    pi = obj.get("payment_intent") or ""
+    if isinstance(pi, dict):  # expanded
+        pi = pi.get("id", "")
+    return str(pi)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:  # someone else's reference: not one of our top-ups
+        return None
+
+
+def _dispatch(row: StripeEvent, obj: dict[str, Any]) -> Outcome:
+    handler = _HANDLERS.get(row.type)
+    if handler is None:
+        return StripeEventOutcome.IGNORED, ""
+    return handler(row, obj)
+
+
+# --- Checkout sessions ----------------------------------------------------------
+
+
+def _topup_for_session(row: StripeEvent, session: dict[str, Any]) -> TopUp | None:
+    metadata = session.get("metadata") or {}
+    public_id = metadata.get("topup_id") or session.get("client_reference_id")
+    topups = TopUp.objects.select_for_update()
+    topup = None
+    if _uuid_or_none(public_id):
+        topup = topups.filter(public_id=_uuid_or_none(public_id)).first()
+    if topup is None and session.get("id"):
+        topup = topups.filter(stripe_session_id=session["id"]).first()
+    if topup is not None:
+        row.topup = topup
+    return topup
+
+
+def _session_mismatch(topup: TopUp, session: dict[str, Any]) -> str:
+    metadata = session.get("metadata") or {}
+    if str(metadata.get("organisation_id", topup.organisation_id)) != str(topup.organisation_id):
+        return "organisation in metadata does not match the top-up"
+    if topup.stripe_session_id and session.get("id") != topup.stripe_session_id:
+        return "checkout session id does not match the top-up"
+    if session.get("amount_total") != topup.amount_cents:
+        return f"amount_total {session.get('amount_total')} != {topup.amount_cents} cents"
+    if str(session.get("currency", "")).lower() != topup.currency:
+        return f"currency {session.get('currency')!r} != {topup.currency!r}"
+    return ""
+
+
+def _on_session_completed(row: StripeEvent, session: dict[str, Any]) -> Outcome:
+    topup = _topup_for_session(row, session)
+    if topup is None:
+        return StripeEventOutcome.UNMATCHED, "no top-up for this checkout session"
+    problem = _session_mismatch(topup, session)
+    if problem:
+        return StripeEventOutcome.REJECTED, problem
+    _remember_session(topup, session)
+    if session.get("payment_status") == "paid":
+        return _topup_paid(topup)
+    if topup.status == TopUpStatus.PENDING:
+        topup.status = TopUpStatus.PROCESSING
+        topup.save(update_fields=["status", "updated_at"])
+    return StripeEventOutcome.RECORDED, f"payment_status={session.get('payment_status')}"
+
+
+def _on_async_payment_succeeded(row: StripeEvent, session: dict[str, Any]) -> Outcome:
+    topup = _topup_for_session(row, session)
+    if topup is None:
+        return StripeEventOutcome.UNMATCHED, "no top-up for this checkout session"
+    problem = _session_mismatch(topup, session)
+    if problem:
+        return StripeEventOutcome.REJECTED, problem
+    _remember_session(topup, session)
+    return _topup_paid(topup)
+
+
+def _on_async_payment_failed(row: StripeEvent, session: dict[str, Any]) -> Outcome:
+    topup = _topup_for_session(row, session)
+    if topup is None:
+        return StripeEventOutcome.UNMATCHED, "no top-up for this checkout session"
+    if topup.status == TopUpStatus.PAID:  # a success already seen wins
+        return StripeEventOutcome.RECORDED, "already paid"
+    topup.status = TopUpStatus.FAILED
+    topup.save(update_fields=["status", "updated_at"])
+    return StripeEventOutcome.RECORDED, "payment failed"
+
+
+def _on_session_expired(row: StripeEvent, session: dict[str, Any]) -> Outcome:
+    topup = _topup_for_session(row, session)
+    if topup is None:
+        return StripeEventOutcome.UNMATCHED, "no top-up for this checkout session"
+    if topup.status in (TopUpStatus.PENDING, TopUpStatus.PROCESSING):
+        topup.status = TopUpStatus.EXPIRED
+        topup.save(update_fields=["status", "updated_at"])
+    return StripeEventOutcome.RECORDED, f"status {topup.status}"
+
+
+def _remember_session(topup: TopUp, session: dict[str, Any]) -> None:
+    pi = _payment_intent_of(session)
+    fields = []
+    if pi and topup.stripe_payment_intent_id != pi:
+        topup.stripe_payment_intent_id = pi
+        fields.append("stripe_payment_intent_id")
+    if not topup.stripe_session_id and session.get("id"):
+        topup.stripe_session_id = session["id"]
+        fields.append("stripe_session_id")
+    if fields:
+        topup.save(update_fields=[*fields, "updated_at"])
+
+
+def _topup_paid(topup: TopUp) -> Outcome:
+    """Credit the top-up (once), then post any refund or dispute that overtook it."""
+    if topup.status == TopUpStatus.PAID:
+        return StripeEventOutcome.RECORDED, "already credited"
+    topup.status = TopUpStatus.PAID
+    topup.paid_at = timezone.now()
+    topup.save(update_fields=["status", "paid_at", "updated_at"])
+    reference = topup.stripe_session_id or str(topup.public_id)
+    ledger_post_many(
+        postings=[
+            Posting(
+                organisation_id=topup.organisation_id,
+                kind=EntryKind.TOPUP,
+                amount_nano=topup.amount_nano,
+                idempotency_key=f"topup:{topup.public_id}:credit",
+                reference=reference,
+                memo="Stripe top-up",
+                created_by_id=topup.created_by_id,
+            ),
+            Posting(
+                organisation_id=topup.organisation_id,
+                kind=EntryKind.FEE,
+                amount_nano=-topup.fee_nano,
+                idempotency_key=f"topup:{topup.public_id}:fee",
+                reference=reference,
+                memo=f"Top-up fee ({topup.fee_percent.normalize():f}%)",
+                created_by_id=topup.created_by_id,
+            ),
+        ]
+    )
+    _replay_deferred(topup)
+    _post_clawbacks(topup, reference=reference)
+    return StripeEventOutcome.CREDITED, f"credited {topup.credit_cents} cents"
+
+
+def _replay_deferred(topup: TopUp) -> None:
+    if not topup.stripe_payment_intent_id:
+        return
+    waiting = StripeEvent.objects.select_for_update().filter(
+        outcome=StripeEventOutcome.DEFERRED, payment_intent=topup.stripe_payment_intent_id
+    )
+    for event in waiting.order_by("pk"):
+        obj = _event_object(event.payload)
+        if event.type == "charge.refunded":
+            _record_refund(topup, obj)
+        elif event.type == "charge.dispute.created":
+            _record_dispute(topup, obj)
+        event.topup = topup
+        event.outcome = StripeEventOutcome.DEBITED
+        event.detail = "applied after the payment it refers to"
+        event.save(update_fields=["topup", "outcome", "detail"])
+
+
+# --- Refunds and disputes -------------------------------------------------------
+
+
+def _topup_for_charge(row: StripeEvent, obj: dict[str, Any]) -> TopUp | None:
+    topups = TopUp.objects.select_for_update()
+    topup = None
+    if row.payment_intent:
+        topup = topups.filter(stripe_payment_intent_id=row.payment_intent).first()
+    public_id = (obj.get("metadata") or {}).get("topup_id")
+    if topup is None and _uuid_or_none(public_id):
+        topup = topups.filter(public_id=_uuid_or_none(public_id)).first()
+    if topup is not None:
+        row.topup = topup
+    return topup
+
+
+def _on_charge_refunded(row: StripeEvent, charge: dict[str, Any]) -> Outcome:
+    topup = _topup_for_charge(row, charge)
+    if topup is None:
+        return StripeEventOutcome.DEFERRED, "no top-up with this payment intent (yet)"
+    _record_refund(topup, charge)
+    return _clawback_outcome(topup)
+
+
+def _on_dispute_created(row: StripeEvent, dispute: dict[str, Any]) -> Outcome:
+    topup = _topup_for_charge(row, dispute)
+    if topup is None:
+        return StripeEventOutcome.DEFERRED, "no top-up with this payment intent (yet)"
+    _record_dispute(topup, dispute)
+    return _clawback_outcome(topup)
+
+
+def _record_refund(topup: TopUp, charge: dict[str, Any]) -> None:
+    # amount_refunded is cumulative; events may arrive out of order, so keep the max.
+    refunded = min(int(charge.get("amount_refunded") or 0), topup.amount_cents)
+    if refunded > topup.refunded_cents:
+        topup.refunded_cents = refunded
+        topup.save(update_fields=["refunded_cents", "updated_at"])
+
+
+def _record_dispute(topup: TopUp, dispute: dict[str, Any]) -> None:
+    amount = min(int(dispute.get("amount") or 0), topup.amount_cents)
+    if amount > topup.disputed_cents:
+        topup.disputed_cents = amount
+        topup.dispute_id = str(dispute.get("id", ""))[:255]
+        topup.save(update_fields=["disputed_cents", "dispute_id", "updated_at"])
+
+
+def _clawback_outcome(topup: TopUp) -> Outcome:
+    if topup.status != TopUpStatus.PAID:
+        return StripeEventOutcome.RECORDED, "recorded; posted once the payment is credited"
+    posted = _post_clawbacks(topup, reference=topup.stripe_session_id or "")
+    if not posted:
+        return StripeEventOutcome.RECORDED, "nothing new to post"
+    return StripeEventOutcome.DEBITED, f"posted {posted} cents"
+
+
+def _post_clawbacks(topup: TopUp, *, reference: str) -> int:
+    """Post what Stripe took back beyond what the ledger already has; returns cents."""
+    if topup.status != TopUpStatus.PAID:
+        return 0
+    # Stripe does not let a charge be refunded and disputed past its amount; cap anyway,
+    # never below what is already posted (the ledger only moves forward).
+    refund_target = topup.refunded_cents
+    dispute_target = max(
+        topup.dispute_posted_cents, min(topup.disputed_cents, topup.amount_cents - refund_target)
+    )
+    refund_target = max(
+        topup.refund_posted_cents, min(refund_target, topup.amount_cents - dispute_target)
+    )
+    refund_delta = refund_target - topup.refund_posted_cents
+    dispute_delta = dispute_target - topup.dispute_posted_cents
+    clawed_cents = refund_target + dispute_target
+    fee_target = topup.fee_nano * clawed_cents // topup.amount_cents
+    fee_delta = fee_target - topup.fee_reversed_nano
+    postings = []
+    who = topup.created_by_id
+    if refund_delta > 0:
+        postings.append(
+            Posting(
+                organisation_id=topup.organisation_id,
+                kind=EntryKind.REFUND,
+                amount_nano=-refund_delta * NANO_PER_CENT,
+                idempotency_key=f"topup:{topup.public_id}:refunded-to:{refund_target}",
+                reference=reference,
+                memo="Stripe refund",
+                created_by_id=who,
+            )
+        )
+    if dispute_delta > 0:
+        postings.append(
+            Posting(
+                organisation_id=topup.organisation_id,
+                kind=EntryKind.REFUND,
+                amount_nano=-dispute_delta * NANO_PER_CENT,
+                idempotency_key=f"topup:{topup.public_id}:disputed-to:{dispute_target}",
+                reference=topup.dispute_id or reference,
+                memo=f"Payment disputed ({topup.dispute_id})",
+                created_by_id=who,
+            )
+        )
+    if fee_delta > 0:
+        postings.append(
+            Posting(
+                organisation_id=topup.organisation_id,
+                kind=EntryKind.FEE,
+                amount_nano=fee_delta,
+                idempotency_key=f"topup:{topup.public_id}:fee-returned-to:{fee_target}",
+                reference=reference,
+                memo="Top-up fee returned with the refunded amount",
+                created_by_id=who,
+            )
+        )
+    if not postings:
+        return 0
+    ledger_post_many(postings=postings)
+    topup.refund_posted_cents = refund_target
+    topup.dispute_posted_cents = dispute_target
+    topup.fee_reversed_nano = fee_target
+    topup.save(
+        update_fields=[
+            "refund_posted_cents",
+            "dispute_posted_cents",
+            "fee_reversed_nano",
+            "updated_at",
+        ]
+    )
+    return max(refund_delta, 0) + max(dispute_delta, 0)
+
+
+_HANDLERS = {
+    "checkout.session.completed": _on_session_completed,
+    "checkout.session.async_payment_succeeded": _on_async_payment_succeeded,
+    "checkout.session.async_payment_failed": _on_async_payment_failed,
+    "checkout.session.expired": _on_session_expired,
+    "charge.refunded": _on_charge_refunded,
+    "charge.dispute.created": _on_dispute_created,
+}

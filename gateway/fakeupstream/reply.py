@@ -1,0 +1,204 @@
+"""What the fake "model" answers: a pure function of the request, the same in both wire
+formats (see the package docstring for the rules and the token formulas).
+
+Each wire module turns its request into a `Conversation`; `plan_reply` turns that into
+a `Plan` (thinking, text chunks, tool calls, stop reason, token counts) which the wire
+module renders as JSON or as a stream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+TOOL_CALL_TOKENS = 10  # one tool call, in history or in a reply
+TOOL_DEFINITION_TOKENS = 10  # plus the words of its description
+MEDIA_TOKENS = 100  # one image or document
+THINKING_TEXT = "Let me think about this request."
+NARRATE_TRIGGER = "narrate"
+PARALLEL_TRIGGER = "parallel"
+
+# A word with the whitespace before it: one output token and one stream chunk.
+_WORD = re.compile(r"\s*\S+")
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass(slots=True)
+class Unit:
+    """One countable piece of the prompt, in prompt order (tools, system, messages)."""
+
+    tokens: int
+    obj: Any  # what the piece is, for prefix hashing when caching applies
+    ttl: str | None = None  # "5m" / "1h" when the piece carries a cache breakpoint
+
+
+@dataclass(slots=True)
+class Conversation:
+    model: str
+    units: list[Unit]
+    last_kind: str  # "user" or "tool_result"
+    last_text: str
+    tools: list[tuple[str, dict[str, Any]]]  # (name, JSON schema of the arguments)
+    tool_mode: str = "auto"  # "auto", "none", "required" (any tool) or "tool"
+    forced_tool: str | None = None
+    parallel: bool = True
+    stop: list[str] = field(default_factory=list)
+    max_tokens: int | None = None
+    thinking: bool = False
+    reasoning_tokens: int = 0  # OpenAI reasoning_effort, counted but never shown
+
+    def input_tokens(self) -> int:
+        return sum(unit.tokens for unit in self.units)
+
+
+@dataclass(slots=True)
+class Plan:
+    thinking: str = ""
+    chunks: list[str] = field(default_factory=list)
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)  # (name, JSON args)
+    stop: str = "end_turn"  # end_turn, max_tokens, stop_sequence, tool_use
+    stop_sequence: str | None = None
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+def plan_reply(conv: Conversation) -> Plan:
+    plan = Plan()
+    budget = conv.max_tokens if conv.max_tokens is not None else 1 << 30
+    if conv.thinking:
+        thought = _WORD.findall(THINKING_TEXT)
+        if len(thought) > budget:
+            plan.thinking = "".join(thought[:budget]).strip()
+            plan.output_tokens = budget
+            plan.stop = "max_tokens"
+            return plan
+        plan.thinking = THINKING_TEXT
+        budget -= len(thought)
+        plan.output_tokens += len(thought)
+    if conv.reasoning_tokens:
+        used = min(conv.reasoning_tokens, budget)
+        plan.reasoning_tokens = used
+        plan.output_tokens += used
+        budget -= used
+        if used < conv.reasoning_tokens:
+            plan.stop = "max_tokens"
+            return plan
+
+    calls = _tool_calls(conv)
+    if calls:
+        text = f"Calling {', '.join(name for name, _ in calls)}." \
+            if NARRATE_TRIGGER in conv.last_text.lower() else ""
+    elif conv.last_kind == "tool_result":
+        text = f"Tool result: {conv.last_text}"
+    else:
+        text = f"Echo: {conv.last_text}"
+    text = _apply_stop_sequences(plan, text, conv.stop)
+    if plan.stop == "stop_sequence":
+        calls = []
+    chunks = _WORD.findall(text)
+    if len(chunks) > budget:
+        plan.chunks = chunks[:budget]
+        plan.output_tokens += budget
+        plan.stop = "max_tokens"
+        return plan
+    plan.chunks = chunks
+    plan.output_tokens += len(chunks)
+    budget -= len(chunks)
+    for name, arguments in calls:
+        if budget < TOOL_CALL_TOKENS:
+            plan.stop = "max_tokens"
+            return plan
+        plan.tool_calls.append((name, arguments))
+        plan.output_tokens += TOOL_CALL_TOKENS
+        budget -= TOOL_CALL_TOKENS
+    if plan.tool_calls:
+        plan.stop = "tool_use"
+    return plan
+
+
+def _apply_stop_sequences(plan: Plan, text: str, stop: list[str]) -> str:
+    if not stop:
+        return text
+    cut, hit = len(text), None
+    for sequence in stop:
+        at = text.find(sequence) if sequence else -1
+        if 0 <= at < cut:
+            cut, hit = at, sequence
+    if hit is None:
+        return text
+    plan.stop, plan.stop_sequence = "stop_sequence", hit
+    return text[:cut]
+
+
+def _tool_calls(conv: Conversation) -> list[tuple[str, str]]:
+    if not conv.tools or conv.tool_mode == "none":
+        return []
+    if conv.last_kind == "tool_result" and conv.tool_mode == "auto":
+        return []  # the model has what it asked for: it answers in text
+    by_name = dict(conv.tools)
+    if conv.tool_mode == "tool" and conv.forced_tool in by_name:
+        chosen = [conv.forced_tool]
+    elif conv.parallel and len(conv.tools) > 1 and PARALLEL_TRIGGER in conv.last_text.lower():
+        chosen = [conv.tools[0][0], conv.tools[1][0]]
+    else:
+        chosen = [conv.tools[0][0]]
+    return [
+        (name, json.dumps(example_arguments(by_name[name]), separators=(",", ":")))
+        for name in chosen
+    ]
+
+
+def example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """Arguments holding every required property of the schema, and nothing else."""
+    if not isinstance(schema, dict):
+        return {}
+    properties = schema.get("properties") or {}
+    return {
+        name: example_value(name, properties.get(name) or {})
+        for name in schema.get("required") or ()
+    }
+
+
+def example_value(name: str, prop: dict[str, Any]) -> Any:
+    if not isinstance(prop, dict):
+        return f"{name}-value"
+    if prop.get("enum"):
+        return prop["enum"][0]
+    if "const" in prop:
+        return prop["const"]
+    if "default" in prop:
+        return prop["default"]
+    for key in ("anyOf", "oneOf"):
+        if prop.get(key):
+            return example_value(name, prop[key][0])
+    kind = prop.get("type", "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return example_arguments(prop)
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return prop.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"{name}-value"
+
+
+def split_fragments(text: str, parts: int = 3) -> list[str]:
+    """Cut a JSON string into pieces that break it mid-token, as vendors stream it."""
+    if len(text) < 2:
+        return [text]
+    size = max(1, -(-len(text) // parts))
+    return [text[i : i + size] for i in range(0, len(text), size)]

@@ -1,0 +1,215 @@
+"""Hot-path promises: no database query on a warm request, changes visible at once,
+cancellation, keep-alive, credit enforcement."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+from django.db.backends import utils as db_utils
+
+from billing.models import EntryKind, LedgerEntry
+from billing.money import usd_to_nano
+from billing.selectors import balance_get
+from billing.services import ledger_post
+from gateway.models import Model, RequestLog
+from gateway.runtime import runtime
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAT = [{"role": "user", "content": "hello"}]
+
+
+def client(world) -> openai.OpenAI:
+    return openai.OpenAI(base_url=world.openai_base, api_key=world.secret, max_retries=0,
+                         timeout=20)
+
+
+class QueryCounter:
+    """Counts SQL run by any thread except the usage flusher (which is off the path)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.queries: list[tuple[str, str]] = []
+        lock = threading.Lock()
+        original = db_utils.CursorWrapper._execute_with_wrappers
+
+        def counting(wrapper, sql, *args, **kwargs):
+            name = threading.current_thread().name
+            if name != "usage-flusher":
+                with lock:
+                    self.queries.append((name, sql))
+            return original(wrapper, sql, *args, **kwargs)
+
+        monkeypatch.setattr(db_utils.CursorWrapper, "_execute_with_wrappers", counting)
+
+
+def test_a_warm_request_runs_no_database_query(world, monkeypatch):
+    c = client(world)
+    c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)  # warms the caches
+    c.chat.completions.create(model="test-gpt-5.5", messages=CHAT, stream=True).close()
+    world.drain()
+    counter = QueryCounter(monkeypatch)
+    c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    list(c.chat.completions.create(model="test-gpt-5.5", messages=CHAT, stream=True))
+    assert counter.queries == []
+    world.drain()
+    assert RequestLog.objects.count() == 4
+
+
+def test_a_price_change_applies_to_the_next_request(world):
+    c = client(world)
+    first = c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    Model.objects.filter(pk=world.gpt.pk).update(price_output=Decimal("20"))
+    world.gpt.refresh_from_db()
+    world.gpt.save()  # saving through the ORM publishes the catalog change
+    second = c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    out = second.usage.completion_tokens
+    assert first.usage.completion_tokens == out
+    delta = second.usage.model_extra["cost"] - first.usage.model_extra["cost"]
+    assert delta == pytest.approx(out * 10 / 1_000_000, abs=1e-12)
+
+
+def test_a_suspended_organisation_is_refused_at_once(world):
+    c = client(world)
+    c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    world.organisation.is_active = False
+    world.organisation.save()
+    with pytest.raises(openai.PermissionDeniedError):
+        c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+
+
+def test_a_client_that_disconnects_mid_stream_cancels_the_upstream(world):
+    world.fake.script("gpt-5.5", [{"chunk_delay_ms": 50}])
+    words = " ".join(f"w{i}" for i in range(200))
+    queued = runtime.events_queued
+    with httpx.stream("POST", f"{world.url}/v1/chat/completions", headers={
+        "authorization": f"Bearer {world.secret}"}, json={
+            "model": "test-gpt-5.5", "stream": True,
+            "messages": [{"role": "user", "content": words}]}) as response:
+        lines = response.iter_lines()
+        received = 0
+        for line in lines:
+            if line.startswith("data: "):
+                received += 1
+            if received == 3:
+                break  # leaving the block closes the connection mid-stream
+    assert runtime.wait_for_events(queued + 1)
+    world.drain()
+    row = RequestLog.objects.get()
+    assert row.outcome == "cancelled" and row.status_code == 499
+    assert row.usage_estimated
+    assert 0 < row.output_tokens < 200
+    assert row.cost_nano > 0
+    assert LedgerEntry.objects.get(reference=row.request_id).amount_nano == -row.cost_nano
+
+
+def test_a_silent_upstream_gets_keepalive_comments(world, settings):
+    settings.TOLLGATE_STREAM_HEADER_GRACE_MS = 0
+    settings.TOLLGATE_KEEPALIVE_SECONDS = 0.02
+    world.fake.script("gpt-5.5", [{"delay_ms": 300}])
+    with httpx.stream("POST", f"{world.url}/v1/chat/completions", headers={
+        "authorization": f"Bearer {world.secret}"}, json={
+            "model": "test-gpt-5.5", "stream": True, "messages": CHAT}) as response:
+        assert response.status_code == 200
+        lines = list(response.iter_lines())
+    comments = [line for line in lines if line.startswith(":")]
+    data = [line for line in lines if line.startswith("data: ")]
+    assert comments and lines.index(comments[0]) < lines.index(data[0])
+    assert data[-1] == "data: [DONE]"
+
+
+def test_no_credit_is_402_telling_how_to_top_up(world):
+    LedgerEntry.objects.all().delete()
+    from billing.models import CreditBalance
+
+    CreditBalance.objects.all().delete()
+    ledger_post(organisation=world.organisation, kind=EntryKind.ADJUSTMENT,
+                amount_nano=1000, idempotency_key="tiny")
+    with pytest.raises(openai.APIStatusError) as info:
+        client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    assert info.value.status_code == 402
+    assert "/o/acme/billing/" in info.value.message
+    assert info.value.body["code"] == "insufficient_credit"
+
+
+def test_a_top_up_is_usable_at_once(world):
+    LedgerEntry.objects.all().delete()
+    from billing.models import CreditBalance
+
+    CreditBalance.objects.all().delete()
+    c = client(world)
+    with pytest.raises(openai.APIStatusError):
+        c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    ledger_post(organisation=world.organisation, kind=EntryKind.ADJUSTMENT,
+                amount_nano=usd_to_nano(5), idempotency_key="topup")
+    assert c.chat.completions.create(model="test-gpt-5.5", messages=CHAT).choices
+
+
+def test_concurrent_requests_never_overspend(world):
+    """100 simultaneous requests against a balance that covers a few: the admitted
+    spend stays within the balance, and the balance equals the ledger's sum."""
+    LedgerEntry.objects.all().delete()
+    from billing.models import CreditBalance
+
+    CreditBalance.objects.all().delete()
+    # Worst case of one request: max_tokens 100 -> 100 * $10/M = $0.001 plus input.
+    ledger_post(organisation=world.organisation, kind=EntryKind.ADJUSTMENT,
+                amount_nano=usd_to_nano("0.005"), idempotency_key="small")
+
+    async def one(http: httpx.AsyncClient) -> int:
+        response = await http.post("/v1/chat/completions", json={
+            "model": "test-gpt-5.5", "max_tokens": 100, "messages": CHAT})
+        return response.status_code
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(base_url=world.url, timeout=30, headers={
+                "authorization": f"Bearer {world.secret}"},
+                limits=httpx.Limits(max_connections=100)) as http:
+            return await asyncio.gather(*(one(http) for _ in range(100)))
+
+    statuses = asyncio.run(main())
+    assert set(statuses) <= {200, 402}
+    assert statuses.count(200) >= 4
+    assert statuses.count(402) >= 50
+    world.drain()
+    balance = balance_get(organisation=world.organisation)
+    ledger_sum = sum(LedgerEntry.objects.values_list("amount_nano", flat=True))
+    assert balance == ledger_sum
+    assert balance >= 0
+    billed = RequestLog.objects.filter(outcome="ok")
+    assert billed.count() == statuses.count(200)
+    assert LedgerEntry.objects.filter(kind=EntryKind.USAGE).count() == billed.count()
+
+
+def test_usage_replay_is_idempotent(world):
+    from gateway.usage import usage_batch_write
+
+    client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    world.drain()
+    row = RequestLog.objects.get()
+    event = {"request_id": row.request_id, "organisation_id": row.organisation_id,
+             "api_key_id": row.api_key_id, "started_at": row.started_at.timestamp(),
+             "client_protocol": "openai", "requested_model": "x", "status_code": 200,
+             "outcome": "ok", "cost_nano": row.cost_nano}
+    before = balance_get(organisation=world.organisation)
+    assert usage_batch_write([event, event]) == {}
+    assert balance_get(organisation=world.organisation) == before
+    assert RequestLog.objects.count() == 1
+
+
+def test_the_key_cache_survives_in_redis_across_workers(world, settings):
+    """A second worker process starts with a cold memory cache; with Redis the key
+    is found there without a database query."""
+    if not settings.REDIS_URL:
+        pytest.skip("embedded mode has one process and no shared cache")
+    client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    import redis
+
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    assert r.get(f"tg:key:{world.key.secret_hash}") is not None
+    runtime.reset()  # what a fresh worker knows
+    client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
