@@ -44,10 +44,31 @@ class Call:
     ttfb_ms: int | None = None
     usage: Usage | None = None
     usage_estimated: bool = False
-    cost_nano: int = 0
+    extra_cost_nano: int = 0  # what losing hedged attempts consumed (estimated)
+    served: Any = None  # the gateway.attempts.Attempt that answered
     attempts: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
+    latency_budget_ms: int | None = None  # X-Tollgate-Max-Latency-Ms
+    route_reason: str = ""
     loggable: bool = True  # model calls are logged; listing models is not
+
+    @property
+    def deadline(self) -> float | None:
+        """When the first byte must have arrived (event-loop clock), if budgeted."""
+        if self.latency_budget_ms is None:
+            return None
+        return self.started + self.latency_budget_ms / 1000
+
+    def adopt(self, attempt) -> None:
+        """The attempt that serves the request: its deployment, key, usage and cost."""
+        self.served = attempt
+        self.deployment = attempt.candidate.deployment
+        self.byok = attempt.candidate.byok
+
+    @property
+    def cost_nano(self) -> int:
+        served = self.served.cost_nano if self.served is not None else 0
+        return served + self.extra_cost_nano
 
     @property
     def session_id(self) -> str:
@@ -61,17 +82,17 @@ class Call:
             self.ttfb_ms = self.elapsed_ms()
 
     # --- pricing ---------------------------------------------------------------------
-    def price(self, usage: Usage) -> dict[str, Any]:
-        """Set the call's usage and cost; returns the fields added to the client's
-        usage object. The same integer is shown, logged and debited."""
-        self.usage = usage
+    def cost_of(self, usage: Usage, *, byok: bool) -> tuple[int, dict[str, Any]]:
+        """The charged cost of `usage` in nano-USD (the BYOK fee when served with the
+        customer's key), and the fields added to the client's usage object. The same
+        integer is shown, logged and debited."""
         assert self.model is not None
         list_cost = self.model.prices.cost_nano(usage)
-        self.cost_nano = byok_fee_nano(list_cost) if self.byok else list_cost
-        extra: dict[str, Any] = {"cost": self.cost_nano / 1_000_000_000}
-        if self.byok:
+        cost = byok_fee_nano(list_cost) if byok else list_cost
+        extra: dict[str, Any] = {"cost": cost / 1_000_000_000}
+        if byok:
             extra["is_byok"] = True
-        return extra
+        return cost, extra
 
     def cost_headers(self) -> dict[str, str]:
         headers = self.base_headers()
@@ -108,6 +129,8 @@ class Call:
                 log.exception("credit settle failed for %s", self.request_id)
         if self.key is None or not self.loggable:
             return  # unauthenticated, or not a model call: nothing to bill or log
+        if self.served is not None and self.served.usage is not None:
+            self.usage = self.served.usage
         usage = self.usage or Usage()
         deployment = self.deployment
         event = {
@@ -139,6 +162,7 @@ class Call:
             "cost_nano": self.cost_nano,
             "byok": self.byok,
             "attempts": self.attempts,
+            "route_reason": self.route_reason[:200],
         }
         try:
             await runtime.usage.append(event)

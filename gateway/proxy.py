@@ -33,11 +33,12 @@ from gateway.asgi_io import (
 )
 from gateway.auth import INVALID_KEY, KeyInfo
 from gateway.calls import Call
-from gateway.catalog import CatalogSnapshot, DeploymentEntry, ModelEntry
+from gateway.catalog import CatalogSnapshot, ModelEntry
 from gateway.protocols import requests as translate_request
 from gateway.protocols import tokens
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.passthrough import json_loads_object
+from gateway.routing import candidates_plan, candidates_usable
 from gateway.runtime import runtime
 from gateway.usage import byok_fee_nano
 
@@ -146,22 +147,6 @@ class ProxyApp:
             )
         return entry
 
-    async def _credentials(self, call: Call, deployment: DeploymentEntry) -> str:
-        assert call.key is not None
-        own = await runtime.byok_keys(call.key.organisation_id)
-        mine = own.get(deployment.provider.id)
-        if mine is not None:
-            call.byok = True
-            return mine[0]
-        key = deployment.provider.managed_key()
-        if not key:
-            raise GatewayError(
-                503, f"The provider '{deployment.provider.slug}' has no credentials "
-                "configured. Add your own key under Provider Keys, or ask the operator.",
-                code="provider_not_configured",
-            )
-        return key
-
     async def _reserve(self, call: Call, entry: ModelEntry, input_estimate: int) -> None:
         key = call.key
         assert key is not None
@@ -218,30 +203,38 @@ class ProxyApp:
             raise GatewayError(400, "The field 'messages' is required and must be a list.",
                                code="invalid_request", param="messages")
         call.stream = bool(body.get("stream"))
-        if not entry.deployments:
-            raise GatewayError(503, f"No provider currently serves '{entry.public_id}'.",
-                               code="no_deployment")
-        deployment = entry.deployments[0]
-        call.deployment = deployment
-        api_key = await self._credentials(call, deployment)
-        upstream_body = self._prepare(call, deployment, entry)
+        headers = call.incoming.headers
+        call.latency_budget_ms = _header_int(headers, "x-tollgate-max-latency-ms", minimum=1)
+        hedge_ms = _header_int(headers, "x-tollgate-hedge-ms", minimum=0)
+        hedge_delay = hedge_ms / 1000 if hedge_ms is not None else None
+        byok_keys = await runtime.byok_keys(key.organisation_id)
+        candidates = candidates_plan(entry=entry, organisation_id=key.organisation_id,
+                                     byok_keys=byok_keys, rng=relay.rng())
+        candidates = await candidates_usable(candidates)
+        call.deployment = candidates[0].deployment
+        call.byok = all(c.byok for c in candidates)
+        bodies = {
+            protocol: self._prepare(call, protocol, entry)
+            for protocol in {c.deployment.provider.protocol for c in candidates}
+        }
         input_estimate = len(call.incoming.body) // 3 + 1
         await self._reserve(call, entry, input_estimate)
         disconnected = disconnect_watch(receive)
         try:
             if call.stream:
-                await relay.relay_stream(
-                    call, send, disconnected, api_key=api_key, body=upstream_body,
-                    input_estimate=input_estimate,
-                )
+                await relay.serve_stream(call, send, disconnected, candidates, bodies,
+                                         hedge_delay=hedge_delay, input_estimate=input_estimate)
             else:
-                await relay.relay_once(call, send, api_key=api_key, body=upstream_body)
+                await relay.serve_once(call, send, candidates, bodies,
+                                       hedge_delay=hedge_delay, input_estimate=input_estimate)
         finally:
             disconnected.cancel()
 
-    def _prepare(self, call: Call, deployment: DeploymentEntry, entry: ModelEntry) -> bytes:
+    def _prepare(self, call: Call, upstream: str, entry: ModelEntry) -> dict[str, Any]:
+        """The request body for upstreams of one protocol. The model name is set per
+        deployment by the attempt; here it is the first deployment's of that protocol."""
         body = call.body or {}
-        upstream = deployment.provider.protocol
+        deployment = next(d for d in entry.deployments if d.provider.protocol == upstream)
         args = {"upstream_model": deployment.upstream_model,
                 "max_output_tokens": entry.max_output_tokens}
         if call.protocol == "openai":
@@ -253,7 +246,7 @@ class ProxyApp:
             prepared = translate_request.anthropic_request_prepare(body, **args)
         else:
             prepared = translate_request.openai_request_from_anthropic(body, **args)
-        return relay.body_dumps(prepared)
+        return prepared
 
     async def _count_tokens(self, call: Call, receive, send) -> None:
         call.loggable = False  # free, and not a model call
@@ -261,15 +254,19 @@ class ProxyApp:
         body = await self._read_json(call, receive)
         snapshot = await runtime.catalog()
         entry = self._resolve(call, snapshot, key)
-        for deployment in entry.deployments:
-            if deployment.provider.protocol == "anthropic":
-                call.deployment = deployment
-                api_key = await self._credentials(call, deployment)
-                forwarded = {**body, "model": deployment.upstream_model}
-                await relay.relay_passthrough(
-                    call, send, api_key=api_key, body=relay.body_dumps(forwarded),
-                    path="/messages/count_tokens",
-                )
+        byok_keys = await runtime.byok_keys(key.organisation_id)
+        try:
+            candidates = candidates_plan(entry=entry, organisation_id=key.organisation_id,
+                                         byok_keys=byok_keys, rng=relay.rng())
+        except GatewayError:
+            candidates = []
+        for candidate in candidates:
+            if candidate.deployment.provider.protocol == "anthropic":
+                call.deployment = candidate.deployment
+                forwarded = {**body, "model": candidate.deployment.upstream_model}
+                await relay.relay_passthrough(call, send, candidate,
+                                              body=relay.body_dumps(forwarded),
+                                              path="/messages/count_tokens")
                 return
         await send_json(
             send, 200, {"input_tokens": tokens.estimate_tokens_anthropic(body)},
@@ -322,3 +319,18 @@ def _anthropic_model(m: ModelEntry) -> dict[str, Any]:
     return {"type": "model", "id": m.public_id, "display_name": m.display_name,
             "created_at": created}
 
+
+
+def _header_int(headers: dict[str, str], name: str, *, minimum: int) -> int | None:
+    raw = headers.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise GatewayError(400, f"The header {name} must be a whole number, got {raw!r}.",
+                           code="invalid_header") from None
+    if value < minimum:
+        raise GatewayError(400, f"The header {name} must be at least {minimum}.",
+                           code="invalid_header")
+    return value

@@ -23,6 +23,7 @@ from django.db import close_old_connections
 from billing.credit import LocalCreditStore, RedisCreditStore
 from gateway.auth import KeyInfo, key_info_load
 from gateway.catalog import CatalogSnapshot, catalog_snapshot_load
+from gateway.health import DeploymentHealth
 from gateway.upstream import upstream_client_create
 from gateway.usage import LocalUsageQueue, RedisUsageQueue, UsageFlusher
 
@@ -52,6 +53,7 @@ class Runtime:
         self.credit: Any = None
         self.usage: Any = None
         self.flusher: UsageFlusher | None = None
+        self.health = DeploymentHealth()
         self.started = False
         # Counts usage events queued by this process; tests wait on it instead of
         # sleeping (a request the client abandoned finishes after the client is gone).
@@ -86,6 +88,8 @@ class Runtime:
                 timeout=10,
             )
             self.redis = aioredis.Redis(connection_pool=pool)
+            self.health = DeploymentHealth(self.redis)
+            await self.health.load()
             self.credit = RedisCreditStore(self.redis, sync_client, self.run_db)
             self.usage = RedisUsageQueue(self.redis, sync_client)
             self._tasks.append(asyncio.create_task(self._listen()))
@@ -115,6 +119,7 @@ class Runtime:
         self._keys.clear()
         self._byok.clear()
         self._snapshot = None
+        self.health.reset()
         if self.credit is not None and isinstance(self.credit, LocalCreditStore):
             self.credit.__init__(self.run_db)
 
@@ -136,6 +141,8 @@ class Runtime:
             self._snapshot = None
         elif kind == "byok":
             self._byok.pop(int(value), None)
+        elif kind == "rest":
+            self.health.apply(value)
         elif kind == "credit" and self.credit is not None:
             self.credit.invalidate([int(value)])
 

@@ -137,24 +137,29 @@ def anthropic_counts():
 
 @pytest.fixture
 def upstream_replay(world):
-    """Replays, in order and on a cold prompt cache, the Anthropic messages bodies the
-    gateway sent to the fake upstream, straight to the fake (unstreamed); returns each
-    answer's `usage` as the upstream reported it. Tests price conversations from this
-    rather than from what the gateway passed on."""
+    """Replays, in order and on a cold prompt cache, the requests the gateway sent to
+    the fake upstream (Anthropic messages and OpenAI chat completions), straight to the
+    fake and unstreamed; returns each answer's `usage` as the upstream reported it, in
+    the upstream's own shape. Tests price conversations from this rather than from
+    what the gateway passed on."""
     import httpx
 
+    routes = {
+        "/v1/messages": (f"{world.anthropic.base_url}/messages",
+                         {"x-api-key": "upstream-key", "anthropic-version": "2023-06-01"}),
+        "/v1/chat/completions": (f"{world.openai.base_url}/chat/completions",
+                                 {"authorization": "Bearer upstream-key"}),
+    }
+
     def replay() -> list[dict]:
-        bodies = [r["body"] for r in world.fake.requests
-                  if r["path"] == "/v1/messages" and r["method"] == "POST"]
+        sent = [r for r in world.fake.requests if r["method"] == "POST" and r["path"] in routes]
         world.fake.cache.clear()
         usages = []
-        for body in bodies:
-            body = {k: v for k, v in body.items() if k != "stream"}
-            response = httpx.post(
-                f"{world.anthropic.base_url}/messages", json=body,
-                headers={"x-api-key": "upstream-key", "anthropic-version": "2023-06-01"},
-                timeout=20,
-            )
+        for request in sent:
+            url, headers = routes[request["path"]]
+            body = {k: v for k, v in request["body"].items()
+                    if k not in ("stream", "stream_options")}
+            response = httpx.post(url, json=body, headers=headers, timeout=20)
             assert response.status_code == 200, response.text
             usages.append(response.json()["usage"])
         return usages

@@ -218,15 +218,25 @@ def test_streamed_tool_use_works_across_two_turns(world, vendor_cost, model):
     _assert_upstream_got_the_call_back(world, model, use.id)
 
 
+def ask(c: anthropic.Anthropic, stream: bool, **kwargs):
+    """One message, streamed (the SDK's accumulated final message) or not."""
+    if stream:
+        return stream_message(c, **kwargs)[0]
+    return c.messages.create(**kwargs)
+
+
 @BOTH
-def test_parallel_tool_results_go_back_together(world, model):
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_parallel_tool_results_go_back_together(world, model, stream):
     c = client(world)
     tools = [READ_FILE, LIST_FILES]
     messages: list[dict] = [{"role": "user", "content": "do both in parallel"}]
-    first = c.messages.create(model=model, max_tokens=512, tools=tools, messages=messages)
+    first = ask(c, stream, model=model, max_tokens=512, tools=tools, messages=messages)
     uses = [b for b in first.content if b.type == "tool_use"]
-    assert [u.name for u in uses] == ["read_file", "list_files"]
+    assert [(u.name, u.input) for u in uses] == [("read_file", {"path": "path-value"}),
+                                                  ("list_files", {})]
     assert len({u.id for u in uses}) == 2
+    assert first.usage.output_tokens == 20
     messages += [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True)
                                           for b in first.content]},
@@ -234,8 +244,39 @@ def test_parallel_tool_results_go_back_together(world, model):
             {"type": "tool_result", "tool_use_id": uses[0].id, "content": "readme"},
             {"type": "tool_result", "tool_use_id": uses[1].id, "content": "a.py b.py"}]},
     ]
-    second = c.messages.create(model=model, max_tokens=512, tools=tools, messages=messages)
+    second = ask(c, stream, model=model, max_tokens=512, tools=tools, messages=messages)
     assert second.content[0].text == "Tool result: readme | a.py b.py"
+
+
+def test_a_forced_tool_choice_reaches_an_openai_upstream(world):
+    message = client(world).messages.create(
+        model=GPT, max_tokens=512, tools=[READ_FILE, LIST_FILES],
+        tool_choice={"type": "tool", "name": "list_files"},
+        messages=[{"role": "user", "content": "anything"}])
+    assert [b.name for b in message.content if b.type == "tool_use"] == ["list_files"]
+    assert upstream_calls(world)[-1]["body"]["tool_choice"] == {
+        "type": "function", "function": {"name": "list_files"}}
+
+
+def test_thinking_becomes_reasoning_effort_for_an_openai_upstream(world):
+    message = client(world).messages.create(
+        model=GPT, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[{"role": "user", "content": "think hard"}])
+    assert upstream_calls(world)[-1]["body"]["reasoning_effort"] == "low"
+    assert message.content[-1].text == "Echo: think hard"
+    assert message.usage.output_tokens == 8 + 3  # low effort's reasoning, then the text
+
+
+@BOTH
+def test_a_missing_max_tokens_means_the_models_maximum(world, model):
+    response = httpx.post(
+        f"{world.url}/v1/messages", timeout=20,
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-api-key": world.secret, "anthropic-version": "2023-06-01"})
+    assert response.status_code == 200, response.text
+    body = upstream_calls(world)[-1]["body"]
+    limit = body["max_tokens"] if model == CLAUDE else body["max_completion_tokens"]
+    assert limit == model_of(world, model).max_output_tokens
 
 
 def test_disable_parallel_tool_use_reaches_an_openai_upstream(world):
@@ -356,6 +397,43 @@ def test_a_cached_conversation_is_billed_by_the_vendor_formula(
             tokens["output"])
         assert LedgerEntry.objects.get(
             idempotency_key=f"usage:{request_id}").amount_nano == -expected
+
+
+LONG_SYSTEM = "word " * 1100  # past the 1024 tokens from which OpenAI caches prompts
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_an_openai_upstreams_cache_reads_are_billed_by_the_vendor_formula(
+    world, vendor_cost, upstream_replay, stream,
+):
+    c = client(world)
+    turn1 = [{"role": "user", "content": "hi"}]
+    turn2 = [*turn1, {"role": "assistant", "content": "Hello."},
+             {"role": "user", "content": "summarise"}]
+    seen = []  # (request id, usage as the client got it, cost the client was told)
+    for messages in (turn1, turn2):
+        kwargs = {"model": GPT, "max_tokens": 256, "system": LONG_SYSTEM,
+                  "messages": messages}
+        if stream:
+            final, events, headers = stream_message(c, **kwargs)
+            seen.append((headers["x-tollgate-request-id"], final.usage, delta_cost(events)))
+        else:
+            raw = c.messages.with_raw_response.create(**kwargs)
+            usage = raw.parse().usage
+            seen.append((raw.headers["x-tollgate-request-id"], usage,
+                         usage.model_extra["cost"]))
+
+    reported = upstream_replay()  # OpenAI's shape: prompt_tokens includes cached ones
+    assert reported[0]["prompt_tokens_details"]["cached_tokens"] == 0
+    assert reported[1]["prompt_tokens_details"]["cached_tokens"] >= 1024
+    for (request_id, usage, cost), upstream in zip(seen, reported, strict=True):
+        cached = upstream["prompt_tokens_details"]["cached_tokens"]
+        tokens = {"input": upstream["prompt_tokens"] - cached, "cache_read": cached,
+                  "write_5m": 0, "write_1h": 0, "output": upstream["completion_tokens"]}
+        assert counts(usage) == tokens
+        expected = vendor_cost(tokens, world.gpt)
+        assert round(cost * 1e9) == expected
+        assert_billed(world, request_id, expected, model=GPT, tokens=tokens)
 
 
 # --- Roo Code's "Anthropic" provider --------------------------------------------------

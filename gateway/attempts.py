@@ -1,0 +1,297 @@
+"""One attempt at one deployment: send the request, classify a failure, and for
+streams read up to the first content so that a failure before any byte reached the
+client can still fall back to the next deployment."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from gateway.calls import Call
+from gateway.catalog import DeploymentEntry
+from gateway.protocols import responses as translate_response
+from gateway.protocols import streams as translate_stream
+from gateway.protocols.errors import GatewayError, UpstreamError, upstream_error_parse
+from gateway.protocols.passthrough import AnthropicPassthroughStream, OpenAIPassthroughStream
+from gateway.protocols.sse import SSEParser
+from gateway.protocols.usage import Usage
+from gateway.runtime import runtime
+from gateway.upstream import upstream_request_build
+
+log = logging.getLogger("tollgate.proxy")
+
+DEFAULT_429_REST = 5.0
+DEFAULT_OVERLOAD_REST = 5.0
+AUTH_FAILURE_REST = 60.0
+
+
+@dataclass
+class Candidate:
+    """A deployment with the key to call it with."""
+
+    deployment: DeploymentEntry
+    api_key: str
+    byok: bool
+    organisation_id: int
+
+    @property
+    def health_key(self) -> str:
+        # Rate limits and bad credentials belong to a key: a customer's own key rests
+        # apart from the managed one.
+        if self.byok:
+            return f"{self.deployment.id}:o{self.organisation_id}"
+        return str(self.deployment.id)
+
+    @property
+    def label(self) -> str:
+        return f"{self.deployment.provider.slug}{' (BYOK)' if self.byok else ''}"
+
+
+class AttemptFailed(Exception):
+    def __init__(self, error: GatewayError, *, retryable: bool, rest: float | None = None,
+                 count_failure: bool = True) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retryable = retryable  # may the next deployment be tried
+        self.rest = rest  # seconds this deployment should rest
+        self.count_failure = count_failure  # towards the circuit breaker
+
+
+def _retry_after(headers: httpx.Headers | None) -> float | None:
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            try:
+                return max(float(raw) * scale, 0.0)
+            except ValueError:
+                continue
+    return None
+
+
+def classify(cand: Candidate, error: UpstreamError,
+             headers: httpx.Headers | None = None) -> AttemptFailed:
+    """Turn an upstream error status into what happens next (PROTOCOLS.md, Errors)."""
+    slug = cand.label
+    status = error.status
+    retry_after = _retry_after(headers)
+    if status in (401, 403):
+        if cand.byok:
+            gw = GatewayError(
+                502, f"{slug} refused your own provider key: {error.message}. Replace it "
+                "under Provider Keys in the console.", code="byok_key_refused")
+        else:
+            log.error("provider %s refused managed credentials: %s", slug, error.message)
+            gw = GatewayError(
+                502, f"The provider {slug} refused the gateway's credentials; the operator "
+                "must update them.", code="upstream_auth_failed")
+        return AttemptFailed(gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False)
+    if status == 404:
+        gw = GatewayError(502, f"{slug} does not know the model "
+                          f"'{cand.deployment.upstream_model}': {error.message}",
+                          code="upstream_model_not_found")
+        return AttemptFailed(gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False)
+    if status == 429:
+        gw = GatewayError(429, f"Rate limited by {slug}: {error.message}",
+                          code="upstream_rate_limited", type="rate_limit_error")
+        if error.is_quota_exhausted:
+            return AttemptFailed(gw, retryable=False, count_failure=False)
+        return AttemptFailed(gw, retryable=True, rest=retry_after or DEFAULT_429_REST,
+                             count_failure=False)
+    if status in (408, 504):
+        return AttemptFailed(GatewayError(504, f"{slug} timed out: {error.message}",
+                                          code="upstream_timeout"), retryable=True)
+    if status == 409:
+        return AttemptFailed(GatewayError(409, f"{slug}: {error.message}",
+                                          code="upstream_conflict"), retryable=True,
+                             count_failure=False)
+    if status in (503, 529):
+        gw = GatewayError(503, f"{slug} is overloaded: {error.message}",
+                          code="upstream_overloaded")
+        return AttemptFailed(gw, retryable=True, rest=retry_after or DEFAULT_OVERLOAD_REST)
+    if status >= 500:
+        return AttemptFailed(GatewayError(502, f"{slug} failed: {error.message}",
+                                          code="upstream_error"), retryable=True,
+                             rest=retry_after)
+    gw = GatewayError(400 if status == 422 else status,
+                      f"{slug} rejected the request: {error.message}",
+                      code="upstream_bad_request", type="invalid_request_error")
+    return AttemptFailed(gw, retryable=False, count_failure=False)
+
+
+def transport_failure(cand: Candidate, exc: BaseException) -> AttemptFailed:
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        gw = GatewayError(504, f"{cand.label} did not answer in time.", code="upstream_timeout")
+    else:
+        detail = f"{type(exc).__name__} {exc}".strip()
+        gw = GatewayError(502, f"Could not reach {cand.label}: {detail}",
+                          code="upstream_unreachable")
+    return AttemptFailed(gw, retryable=True)
+
+
+@dataclass
+class Attempt:
+    """The record of one attempt (it becomes one entry of the request log's chain)."""
+
+    call: Call
+    candidate: Candidate
+    body: bytes
+    started: float = field(default_factory=time.monotonic)
+    started_wall: float = field(default_factory=time.time)
+    usage: Usage | None = None
+    cost_nano: int = 0
+    record: dict[str, Any] | None = None
+
+    def price(self, usage: Usage) -> dict[str, Any]:
+        """The usage hook of this attempt's stream adapter: the client is shown the
+        request's whole cost (this attempt plus any hedged loser's)."""
+        self.usage = usage
+        self.cost_nano, extra = self.call.cost_of(usage, byok=self.candidate.byok)
+        extra["cost"] = (self.cost_nano + self.call.extra_cost_nano) / 1_000_000_000
+        return extra
+
+    def log(self, status: int, error: str = "", *, note: str = "") -> None:
+        deployment = self.candidate.deployment
+        self.record = {
+            "provider": deployment.provider.slug,
+            "upstream_model": deployment.upstream_model,
+            "byok": self.candidate.byok,
+            "status": status,
+            "error": error[:500],
+            "latency_ms": int((time.monotonic() - self.started) * 1000),
+            "started_at": round(self.started_wall, 3),
+        }
+        if note:
+            self.record["note"] = note
+        self.call.attempts.append(self.record)
+
+    def request(self, path: str | None = None) -> httpx.Request:
+        assert runtime.client is not None
+        return upstream_request_build(
+            runtime.client, self.candidate.deployment, api_key=self.candidate.api_key,
+            body=self.body, client_headers=self.call.incoming.headers, path=path,
+        )
+
+
+async def attempt_once(attempt: Attempt) -> dict[str, Any]:
+    """Non-streaming: the whole answer, translated to the client's protocol, with
+    usage priced into the attempt. Raises AttemptFailed."""
+    call, cand = attempt.call, attempt.candidate
+    try:
+        response = await runtime.client.send(attempt.request())  # type: ignore[union-attr]
+    except (httpx.HTTPError, TimeoutError) as exc:
+        attempt.log(0, str(exc) or type(exc).__name__)
+        raise transport_failure(cand, exc) from exc
+    if response.status_code >= 400:
+        error = upstream_error_parse(response.status_code, response.content)
+        attempt.log(response.status_code, error.message)
+        raise classify(cand, error, response.headers)
+    try:
+        data = response.json()
+    except ValueError as exc:
+        attempt.log(response.status_code, "malformed JSON")
+        raise AttemptFailed(GatewayError(502, f"{cand.label} sent a malformed response.",
+                                         code="upstream_malformed"), retryable=True) from exc
+    attempt.log(response.status_code)
+    upstream = cand.deployment.provider.protocol
+    public_id = call.model.public_id if call.model else ""
+    if upstream == "anthropic":
+        usage = Usage.from_anthropic(data.get("usage"))
+    else:
+        usage = Usage.from_openai(data.get("usage"))
+    if call.protocol == upstream:
+        data["model"] = public_id
+    elif call.protocol == "openai":
+        data = translate_response.openai_response_from_anthropic(data, model=public_id)
+    else:
+        data = translate_response.anthropic_response_from_openai(data, model=public_id)
+    extra = attempt.price(usage)
+    shape = usage.to_anthropic() if call.protocol == "anthropic" else usage.to_openai()
+    data["usage"] = {**shape, **extra}
+    return data
+
+
+def stream_adapter(attempt: Attempt, input_estimate: int):
+    call = attempt.call
+    upstream = attempt.candidate.deployment.provider.protocol
+    public_id = call.model.public_id if call.model else ""
+    if call.protocol == "openai":
+        body = call.body or {}
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if upstream == "openai":
+            return OpenAIPassthroughStream(include_usage=include_usage,
+                                           input_tokens_estimate=input_estimate,
+                                           usage_hook=attempt.price)
+        return translate_stream.AnthropicToOpenAIStream(
+            model=public_id, include_usage=include_usage, usage_hook=attempt.price)
+    if upstream == "anthropic":
+        return AnthropicPassthroughStream(usage_hook=attempt.price)
+    return translate_stream.OpenAIToAnthropicStream(
+        model=public_id, input_tokens_estimate=input_estimate, usage_hook=attempt.price)
+
+
+@dataclass
+class OpenStream:
+    """A stream whose first content has arrived (or that finished): nothing has been
+    sent to the client yet; `preamble` holds what is owed to it so far."""
+
+    attempt: Attempt
+    response: httpx.Response
+    chunks: Any  # the response's raw byte iterator, positioned after the preamble
+    parser: SSEParser
+    adapter: Any
+    preamble: list[bytes]
+
+
+async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
+    """Send the request and read until the first content (or the end). Any failure
+    up to here raises AttemptFailed: the client has seen nothing of this attempt."""
+    cand = attempt.candidate
+    try:
+        response = await runtime.client.send(attempt.request(), stream=True)  # type: ignore[union-attr]
+    except (httpx.HTTPError, TimeoutError) as exc:
+        attempt.log(0, str(exc) or type(exc).__name__)
+        raise transport_failure(cand, exc) from exc
+    try:
+        if response.status_code >= 400:
+            content = await response.aread()
+            error = upstream_error_parse(response.status_code, content)
+            attempt.log(response.status_code, error.message)
+            raise classify(cand, error, response.headers)
+        adapter = stream_adapter(attempt, input_estimate)
+        parser = SSEParser()
+        chunks = response.aiter_raw()
+        preamble: list[bytes] = []
+        while not (adapter.emitted_content or adapter.done):
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                for event in parser.flush():
+                    preamble.extend(adapter.feed(event))
+                if adapter.emitted_content or adapter.done:
+                    break
+                attempt.log(response.status_code, "stream ended before any content")
+                raise AttemptFailed(GatewayError(
+                    502, f"{cand.label} closed the stream before sending anything.",
+                    code="upstream_stream_dropped"), retryable=True) from None
+            for event in parser.feed(chunk):
+                preamble.extend(adapter.feed(event))
+        if adapter.error is not None and not adapter.emitted_content:
+            attempt.log(adapter.error.status, adapter.error.message)
+            raise classify(cand, adapter.error)
+        attempt.log(response.status_code)
+        return OpenStream(attempt, response, chunks, parser, adapter, preamble)
+    except httpx.HTTPError as exc:  # the connection dropped while reading the preamble
+        await response.aclose()
+        attempt.log(response.status_code, f"stream dropped: {exc or type(exc).__name__}")
+        raise AttemptFailed(GatewayError(
+            502, f"{cand.label} dropped the stream before sending anything.",
+            code="upstream_stream_dropped"), retryable=True) from exc
+    except BaseException:
+        await response.aclose()
+        raise

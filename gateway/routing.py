@@ -1,0 +1,201 @@
+"""Which deployments to try, in what order, and walking that chain.
+
+Order: lower priority numbers first; equal priorities share load by weight (a
+weighted random order per request). A customer's own key (BYOK) comes before the
+managed key on the same deployment ("prefer mine"), or replaces it ("mine only").
+Deployments resting after a rate limit or an open circuit breaker go last, and are
+only tried when nothing else is left to try... unless every one of them rests, in which
+case the client is told when to come back instead of hammering the upstream.
+
+The walk tries one candidate at a time, or, when hedging (tollgate/fast), starts the
+next one if the first has not answered within the hedge delay and keeps the first
+that succeeds. A latency budget bounds the time to first byte across all attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.attempts import Attempt, AttemptFailed, Candidate
+from gateway.calls import Call
+from gateway.catalog import DeploymentEntry, ModelEntry
+from gateway.models import ProviderKeyMode
+from gateway.protocols.errors import GatewayError
+from gateway.protocols.usage import Usage
+from gateway.runtime import runtime
+
+
+def deployments_order(entry: ModelEntry, rng: random.Random) -> list[DeploymentEntry]:
+    """Priority tiers in order; inside a tier a weighted random permutation
+    (Efraimidis-Spirakis: sort by u^(1/w) descending)."""
+    tiers: dict[int, list[DeploymentEntry]] = {}
+    for d in entry.deployments:
+        tiers.setdefault(d.priority, []).append(d)
+    ordered: list[DeploymentEntry] = []
+    for priority in sorted(tiers):
+        tier = tiers[priority]
+        if len(tier) > 1:
+            tier = sorted(tier, key=lambda d: math.log(rng.random() or 1e-12) / d.weight,
+                          reverse=True)
+        ordered.extend(tier)
+    return ordered
+
+
+def candidates_plan(
+    *, entry: ModelEntry, organisation_id: int, byok_keys: dict[int, tuple[str, str]],
+    rng: random.Random,
+) -> list[Candidate]:
+    candidates: list[Candidate] = []
+    unconfigured: list[str] = []
+    for deployment in deployments_order(entry, rng):
+        own = byok_keys.get(deployment.provider.id)
+        if own is not None:
+            candidates.append(Candidate(deployment, own[0], True, organisation_id))
+            if own[1] == ProviderKeyMode.ONLY:
+                continue
+        managed = deployment.provider.managed_key()
+        if managed:
+            candidates.append(Candidate(deployment, managed, False, organisation_id))
+        elif own is None:
+            unconfigured.append(deployment.provider.slug)
+    if not candidates:
+        if unconfigured:
+            raise GatewayError(
+                503, f"No credentials are configured for {', '.join(unconfigured)}, which "
+                f"serve '{entry.public_id}'. Add your own key under Provider Keys, or ask "
+                "the operator.", code="provider_not_configured")
+        raise GatewayError(503, f"No provider currently serves '{entry.public_id}'.",
+                           code="no_deployment")
+    return candidates
+
+
+async def candidates_usable(candidates: list[Candidate]) -> list[Candidate]:
+    """Drop resting candidates while others remain; answer 429/503 with a Retry-After
+    when every one of them rests."""
+    health = runtime.health
+    now = time.time()
+    usable, resting = [], []
+    for cand in candidates:
+        left = health.resting(cand.health_key, now)
+        if left > 0:
+            resting.append((left, cand))
+        elif health.needs_probe(cand.health_key) and len(candidates) > 1:
+            if await health.probe_acquire(cand.health_key):
+                usable.append(cand)  # this request probes the half-open deployment
+            else:
+                resting.append((1.0, cand))
+        else:
+            usable.append(cand)
+    if usable:
+        return usable
+    wait = min(left for left, _ in resting)
+    names = ", ".join(sorted({c.label for _, c in resting}))
+    raise GatewayError(
+        429, f"Every provider of this model is resting after rate limits or failures "
+        f"({names}). Retry in {math.ceil(wait)} s.", code="all_deployments_resting",
+        type="rate_limit_error", headers={"retry-after": str(math.ceil(wait))})
+
+
+def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayError:
+    """The error a client sees when no attempt succeeded: the last one's status, and
+    every attempt named in the message."""
+    last = failures[-1][1].error
+    if len(failures) == 1:
+        return last
+    tried = "; ".join(f"{c.label}: {f.error.status} {f.error.message}" for c, f in failures)
+    return GatewayError(last.status, f"All {len(failures)} attempts failed. {tried}",
+                        code=last.code or "all_attempts_failed", type=last.type,
+                        headers=last.headers)
+
+
+async def _note_failure(cand: Candidate, failure: AttemptFailed) -> None:
+    if failure.count_failure or failure.rest:
+        await runtime.health.record_failure(
+            cand.health_key, rest_seconds=failure.rest if failure.rest else None)
+
+
+async def walk(
+    call: Call,
+    candidates: list[Candidate],
+    bodies: dict[str, dict[str, Any]],
+    run: Callable[[Attempt], Awaitable[Any]],
+    *,
+    hedge_delay: float | None = None,
+    input_estimate: int = 0,
+) -> tuple[Attempt, Any]:
+    """Try candidates until one succeeds; returns that attempt and `run`'s result."""
+    queue = list(candidates)
+    failures: list[tuple[Candidate, AttemptFailed]] = []
+    running: dict[asyncio.Task, Attempt] = {}
+
+    def launch() -> None:
+        cand = queue.pop(0)
+        # One prepared body per upstream protocol; the model is each deployment's own.
+        prepared = {**bodies[cand.deployment.provider.protocol],
+                    "model": cand.deployment.upstream_model}
+        body = json.dumps(prepared, separators=(",", ":"), ensure_ascii=False).encode()
+        attempt = Attempt(call=call, candidate=cand, body=body)
+        running[asyncio.create_task(run(attempt))] = attempt
+
+    async def cancel_losers() -> None:
+        for task, attempt in running.items():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if attempt.record is None:
+                attempt.log(0, note="cancelled: another attempt answered first")
+            # The loser's prompt was sent upstream: bill what it consumed (estimated).
+            cost, _ = call.cost_of(Usage(input_tokens=input_estimate),
+                                   byok=attempt.candidate.byok)
+            attempt.record["billed_estimate_nano"] = cost  # type: ignore[index]
+            call.extra_cost_nano += cost
+        running.clear()
+
+    launch()
+    try:
+        async with asyncio.timeout_at(call.deadline):
+            while running:
+                hedge = hedge_delay if hedge_delay is not None and queue else None
+                if hedge is not None and len(running) > 1:
+                    hedge = None
+                done, _ = await asyncio.wait(running, timeout=hedge,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    launch()  # hedge: the first has not answered in time
+                    continue
+                for task in done:
+                    attempt = running.pop(task)
+                    try:
+                        result = task.result()
+                    except AttemptFailed as failure:
+                        failures.append((attempt.candidate, failure))
+                        await _note_failure(attempt.candidate, failure)
+                        if not failure.retryable:
+                            await cancel_losers()
+                            raise failure_summary(failures) from None
+                        continue
+                    await runtime.health.record_success(attempt.candidate.health_key)
+                    await cancel_losers()
+                    return attempt, result
+                if not running and queue:
+                    launch()
+    except TimeoutError:
+        for attempt in running.values():
+            if attempt.record is None:
+                attempt.log(0, "latency budget spent")
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        tried = "; ".join(
+            f"{a.get('provider')}: {a.get('status') or 'no answer'} {a.get('error', '')}".strip()
+            for a in call.attempts)
+        raise GatewayError(
+            504, f"The latency budget of {call.latency_budget_ms} ms was spent before a first "
+            f"byte. Tried: {tried or 'nothing'}.", code="latency_budget_exceeded",
+            type="timeout_error") from None
+    raise failure_summary(failures)
