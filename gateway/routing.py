@@ -108,8 +108,9 @@ def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayE
     last = failures[-1][1].error
     if len(failures) == 1:
         return last
-    tried = "; ".join(f"{c.label}: {f.error.status} {f.error.message}" for c, f in failures)
-    return GatewayError(last.status, f"All {len(failures)} attempts failed. {tried}",
+    tried = "; ".join(f"({i}) {f.error.status} {f.error.message}"
+                      for i, (_, f) in enumerate(failures, 1))
+    return GatewayError(last.status, f"All {len(failures)} attempts failed: {tried}",
                         code=last.code or "all_attempts_failed", type=last.type,
                         headers=last.headers)
 

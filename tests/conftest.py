@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+import openai
 import pytest
 
 from accounts.models import ApiKey, Group, Organisation
@@ -165,3 +166,34 @@ def upstream_replay(world):
         return usages
 
     return replay
+
+
+@dataclass
+class Chain:
+    world: World
+    model: Model
+    public_id: str = "chain-model"
+
+    def create(self, messages=None, **kwargs):
+        c = openai.OpenAI(base_url=self.world.openai_base, api_key=self.world.secret,
+                          max_retries=0, timeout=20)
+        return c.chat.completions.with_raw_response.create(
+            model=self.public_id, messages=messages or [{"role": "user", "content": "hi"}],
+            **kwargs)
+
+
+@pytest.fixture
+def chain(world) -> Chain:
+    """`chain-model`: three deployments in priority order, two OpenAI-protocol
+    (upstream names gpt-a, gpt-b) and one Anthropic (claude-c), so scripts can fail each."""
+    default = Group.objects.get(slug="default")
+    model = Model.objects.create(public_id="chain-model", display_name="Chain", **PRICES,
+                                 max_output_tokens=4096)
+    model.groups.set([default])
+    Deployment.objects.create(model=model, provider=world.openai, upstream_model="gpt-a",
+                              priority=0)
+    Deployment.objects.create(model=model, provider=world.openai, upstream_model="gpt-b",
+                              priority=1)
+    Deployment.objects.create(model=model, provider=world.anthropic, upstream_model="claude-c",
+                              priority=2)
+    return Chain(world=world, model=model)

@@ -582,6 +582,9 @@ def test_an_unknown_model_is_not_found_with_suggestions(world):
     error = _error(info)
     assert error["type"] == "not_found_error"
     assert CLAUDE in error["message"]
+    with pytest.raises(anthropic.NotFoundError):
+        client(world).messages.count_tokens(model="claude-test-4.5",
+                                            messages=[{"role": "user", "content": "x"}])
 
 
 def test_a_model_outside_the_keys_group_is_permission_denied(world):
@@ -610,6 +613,18 @@ def test_a_bad_request_raises_bad_request_error(world):
         client(world).messages.create(model=CLAUDE, max_tokens=10, messages=[],
                                       extra_body={"messages": "not a list"})
     assert _error(info)["type"] == "invalid_request_error"
+
+
+def test_what_anthropic_refuses_comes_back_with_its_reason(world):
+    """A native request is passed through as sent: Anthropic's own 400 (here, both
+    temperature and top_p for a 4.6 model) reaches the client with its message."""
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client(world).messages.create(model=CLAUDE, max_tokens=10,
+                                      extra_body={"temperature": 0.5, "top_p": 0.9},
+                                      messages=[{"role": "user", "content": "x"}])
+    error = _error(info)
+    assert error["type"] == "invalid_request_error"
+    assert "fakeanthropic" in error["message"] and "top_p" in error["message"]
 
 
 def test_what_an_openai_upstream_cannot_do_is_a_clear_400(world):

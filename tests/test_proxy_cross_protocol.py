@@ -178,22 +178,48 @@ def test_streamed_tool_calls_work_across_two_turns(world):
     _assert_turn2_ids(world, [call_id])
 
 
-def test_parallel_tool_results_are_merged_into_one_user_message(world):
+def ask(c: openai.OpenAI, stream: bool, **kwargs) -> dict:
+    """One completion as the assistant message dict a client sends back next turn
+    (streamed chunks assembled the way Roo Code does: tool calls by index)."""
+    if not stream:
+        choice = c.chat.completions.create(**kwargs).choices[0]
+        return {**choice.message.model_dump(exclude_none=True),
+                "finish_reason": choice.finish_reason}
+    text, calls, finish = "", {}, None
+    for chunk in c.chat.completions.create(stream=True, **kwargs):
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+            for tc in choice.delta.tool_calls or []:
+                call = calls.setdefault(tc.index, {"id": tc.id, "type": "function",
+                                                   "function": {"name": "", "arguments": ""}})
+                call["function"]["name"] += tc.function.name or ""
+                call["function"]["arguments"] += tc.function.arguments or ""
+    message = {"role": "assistant", "content": text or None, "finish_reason": finish}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    return message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_parallel_tool_results_are_merged_into_one_user_message(world, stream):
     c = client(world)
     tools = [READ_FILE, LIST_FILES]
     messages: list[dict] = [{"role": "user", "content": "do both in parallel"}]
-    first = c.chat.completions.create(model=CLAUDE, messages=messages, tools=tools)
-    calls = first.choices[0].message.tool_calls
-    assert [tc.function.name for tc in calls] == ["read_file", "list_files"]
-    assert [json.loads(tc.function.arguments) for tc in calls] == [{"path": "path-value"}, {}]
-    messages += [first.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": calls[0].id, "content": "readme"},
-                 {"role": "tool", "tool_call_id": calls[1].id, "content": "a.py b.py"}]
-    second = c.chat.completions.create(model=CLAUDE, messages=messages, tools=tools)
-    assert second.choices[0].message.content == "Tool result: readme | a.py b.py"
+    first = ask(c, stream, model=CLAUDE, messages=messages, tools=tools)
+    assert first.pop("finish_reason") == "tool_calls"
+    calls = first["tool_calls"]
+    assert [tc["function"]["name"] for tc in calls] == ["read_file", "list_files"]
+    assert [json.loads(tc["function"]["arguments"]) for tc in calls] == [
+        {"path": "path-value"}, {}]
+    messages += [first,
+                 {"role": "tool", "tool_call_id": calls[0]["id"], "content": "readme"},
+                 {"role": "tool", "tool_call_id": calls[1]["id"], "content": "a.py b.py"}]
+    second = ask(c, stream, model=CLAUDE, messages=messages, tools=tools)
+    assert second["content"] == "Tool result: readme | a.py b.py"
     body = upstream_bodies(world)[-1]
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
-    _assert_turn2_ids(world, [tc.id for tc in calls])
+    _assert_turn2_ids(world, [tc["id"] for tc in calls])
 
 
 def test_parallel_tool_calls_false_disables_parallel_tool_use(world):
@@ -271,6 +297,22 @@ def test_roo_code_openai_compatible_quirks_reach_claude(world):
     assert body["tool_choice"] == {"type": "auto"}
 
 
+def test_a_user_message_after_tool_results_joins_them_after_the_results(world):
+    """Roo Code sends its environment details as a user message after the tool
+    messages; Anthropic wants one user turn with the tool_result blocks first."""
+    completion = client(world).chat.completions.create(
+        model=CLAUDE, tools=[READ_FILE],
+        messages=[{"role": "user", "content": "read"},
+                  {"role": "assistant", "content": "Reading.", "tool_calls": [
+                      {"id": "call_1", "type": "function",
+                       "function": {"name": "read_file", "arguments": '{"path": "a"}'}}]},
+                  {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+                  {"role": "user", "content": "<environment_details>cwd</environment_details>"}])
+    assert completion.choices[0].message.content == "Tool result: done"
+    turn = upstream_bodies(world)[-1]["messages"][2]
+    assert [b["type"] for b in turn["content"]] == ["tool_result", "text"]
+
+
 def test_a_tool_call_without_its_result_is_a_clear_400(world):
     with pytest.raises(openai.BadRequestError) as info:
         client(world).chat.completions.create(
@@ -314,7 +356,7 @@ def test_n_above_one_is_a_clear_400(world):
 def test_reasoning_comes_back_and_its_signed_thinking_continues_the_tool_loop(world):
     c = client(world)
     messages: list[dict] = [{"role": "user", "content": "read the readme"}]
-    first = c.chat.completions.create(model=CLAUDE, reasoning_effort="high",
+    first = c.chat.completions.create(model=CLAUDE, reasoning_effort="high", temperature=0,
                                       tools=[READ_FILE], messages=messages)
     sent = upstream_bodies(world)[-1]
     assert sent["thinking"] == {"type": "adaptive"}  # Claude 4.6: adaptive, with effort
@@ -331,6 +373,51 @@ def test_reasoning_comes_back_and_its_signed_thinking_continues_the_tool_loop(wo
     assert second.choices[0].message.content == "Tool result: # Tollgate"
     assistant = upstream_bodies(world)[-1]["messages"][1]["content"]
     assert [b["type"] for b in assistant] == ["thinking", "tool_use"]
+
+
+def test_streamed_reasoning_carries_the_signed_thinking_into_the_next_turn(world):
+    """Roo Code reads `reasoning_content` deltas and echoes `reasoning_details` on the
+    assistant message; Anthropic needs the signed block back first in the turn."""
+    c = client(world)
+    messages: list[dict] = [{"role": "user", "content": "read the readme"}]
+    chunks = [ch for ch in c.chat.completions.create(
+        model=CLAUDE, reasoning_effort="medium", tools=[READ_FILE], stream=True,
+        messages=messages) if ch.choices]
+    deltas = [ch.choices[0].delta for ch in chunks]
+    reasoning = "".join(d.model_extra.get("reasoning_content") or "" for d in deltas)
+    assert reasoning == "Let me think about this request."
+    details = [item for d in deltas for item in d.model_extra.get("reasoning_details") or []]
+    assert len(details) == 1 and details[0]["signature"]
+    [call] = [tc for d in deltas for tc in d.tool_calls or [] if tc.id]
+    messages += [
+        {"role": "assistant", "content": None, "reasoning_details": details,
+         "tool_calls": [{"id": call.id, "type": "function",
+                         "function": {"name": "read_file", "arguments": '{"path":"x"}'}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": "# Tollgate"},
+    ]
+    chunks = list(c.chat.completions.create(
+        model=CLAUDE, reasoning_effort="medium", tools=[READ_FILE], stream=True,
+        messages=messages))
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == "Tool result: # Tollgate"
+    assistant = upstream_bodies(world)[-1]["messages"][1]["content"]
+    assert [b["type"] for b in assistant] == ["thinking", "tool_use"]
+    assert assistant[0]["thinking"] == reasoning
+
+
+def test_a_client_that_drops_the_reasoning_details_still_gets_its_tool_result_answered(world):
+    """A plain OpenAI client keeps no reasoning_details: Anthropic would refuse a thinking
+    turn whose tool loop lacks its signed block, so that turn goes without thinking."""
+    c = client(world)
+    messages: list[dict] = [{"role": "user", "content": "read the readme"}]
+    first = c.chat.completions.create(model=CLAUDE, reasoning_effort="low",
+                                      tools=[READ_FILE], messages=messages).choices[0].message
+    messages += [first.model_dump(exclude_none=True, exclude={"reasoning_details"}),
+                 {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "ok"}]
+    second = c.chat.completions.create(model=CLAUDE, reasoning_effort="low",
+                                       tools=[READ_FILE], messages=messages)
+    assert second.choices[0].message.content == "Tool result: ok"
+    assert "thinking" not in upstream_bodies(world)[-1]
 
 
 # --- prompt caching, billed to the nano-dollar --------------------------------------
