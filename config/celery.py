@@ -18,6 +18,8 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=17),
     },
     # Every 10 minutes: recompute today's and yesterday's daily roll-ups (late rows).
+    # With Redis: `celery -A config worker -B`; without, `manage.py serve` runs this
+    # schedule in-process (config/beat.py).
     "gateway-rollup-recent": {
         "task": "gateway.rollup_recent",
         "schedule": crontab(minute="*/10"),

@@ -8,7 +8,7 @@ from django.contrib import admin
 from billing.money import format_usd
 from gateway import admin_byok  # noqa: F401  (registers ProviderKeyAdmin)
 from gateway.encryption import secret_encrypt
-from gateway.models import Deployment, Model, ModelAlias, Provider, RequestLog
+from gateway.models import Deployment, Model, ModelAlias, Provider, RequestLog, Router
 
 
 class ProviderForm(forms.ModelForm):
@@ -79,6 +79,12 @@ class ModelAdmin(admin.ModelAdmin):
             "price_cache_write_1h",
         )}),
     )
+
+
+@admin.register(Router)
+class RouterAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "display_name", "kind", "enabled")
+    filter_horizontal = ("groups",)
 
 
 @admin.register(Deployment)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from gateway.calls import Call
-from gateway.catalog import DeploymentEntry
+from gateway.catalog import DeploymentEntry, ModelEntry
 from gateway.protocols import responses as translate_response
 from gateway.protocols import streams as translate_stream
 from gateway.protocols.errors import GatewayError, UpstreamError, upstream_error_parse
@@ -37,6 +37,7 @@ class Candidate:
     api_key: str
     byok: bool
     organisation_id: int
+    model: ModelEntry
 
     @property
     def health_key(self) -> str:
@@ -151,7 +152,8 @@ class Attempt:
         """The usage hook of this attempt's stream adapter: the client is shown the
         request's whole cost (this attempt plus any hedged loser's)."""
         self.usage = usage
-        self.cost_nano, extra = self.call.cost_of(usage, byok=self.candidate.byok)
+        self.cost_nano, extra = self.call.cost_of(usage, byok=self.candidate.byok,
+                                                  model=self.candidate.model)
         extra["cost"] = (self.cost_nano + self.call.extra_cost_nano) / 1_000_000_000
         return extra
 
@@ -199,7 +201,7 @@ async def attempt_once(attempt: Attempt) -> dict[str, Any]:
                                          code="upstream_malformed"), retryable=True) from exc
     attempt.log(response.status_code)
     upstream = cand.deployment.provider.protocol
-    public_id = call.model.public_id if call.model else ""
+    public_id = cand.model.public_id
     if upstream == "anthropic":
         usage = Usage.from_anthropic(data.get("usage"))
     else:
@@ -219,7 +221,7 @@ async def attempt_once(attempt: Attempt) -> dict[str, Any]:
 def stream_adapter(attempt: Attempt, input_estimate: int):
     call = attempt.call
     upstream = attempt.candidate.deployment.provider.protocol
-    public_id = call.model.public_id if call.model else ""
+    public_id = attempt.candidate.model.public_id
     if call.protocol == "openai":
         body = call.body or {}
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

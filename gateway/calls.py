@@ -62,6 +62,7 @@ class Call:
     def adopt(self, attempt) -> None:
         """The attempt that serves the request: its deployment, key, usage and cost."""
         self.served = attempt
+        self.model = attempt.candidate.model
         self.deployment = attempt.candidate.deployment
         self.byok = attempt.candidate.byok
 
@@ -82,12 +83,14 @@ class Call:
             self.ttfb_ms = self.elapsed_ms()
 
     # --- pricing ---------------------------------------------------------------------
-    def cost_of(self, usage: Usage, *, byok: bool) -> tuple[int, dict[str, Any]]:
+    def cost_of(self, usage: Usage, *, byok: bool,
+                model: ModelEntry | None = None) -> tuple[int, dict[str, Any]]:
         """The charged cost of `usage` in nano-USD (the BYOK fee when served with the
         customer's key), and the fields added to the client's usage object. The same
         integer is shown, logged and debited."""
-        assert self.model is not None
-        list_cost = self.model.prices.cost_nano(usage)
+        model = model or self.model
+        assert model is not None
+        list_cost = model.prices.cost_nano(usage)
         cost = byok_fee_nano(list_cost) if byok else list_cost
         extra: dict[str, Any] = {"cost": cost / 1_000_000_000}
         if byok:

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from gateway.models import Deployment, Model, ModelAlias, Provider
+from gateway.models import Deployment, Model, ModelAlias, Provider, Router
 from gateway.pricing import TokenPrices
 
 
@@ -73,18 +73,37 @@ class ModelEntry:
     created: int
 
 
+@dataclass(frozen=True, slots=True)
+class RouterEntry:
+    """A virtual model; `models` are its members in order (auto: fastest tier first),
+    `names` the tier names (auto) aligned with `models`."""
+
+    public_id: str
+    display_name: str
+    kind: str
+    models: tuple[ModelEntry, ...]
+    names: tuple[str, ...]
+    hedge_ms: int | None
+    group_ids: frozenset[int]
+    created: int
+
+
 @dataclass
 class CatalogSnapshot:
     models: dict[str, ModelEntry] = field(default_factory=dict)  # by public id
     names: dict[str, ModelEntry] = field(default_factory=dict)  # lower-cased names/aliases
+    routers: dict[str, RouterEntry] = field(default_factory=dict)  # lower-cased ids
     loaded_at: float = 0.0
+
+    def resolve_router(self, name: str) -> RouterEntry | None:
+        return self.routers.get(name.strip().lower())
 
     def resolve(self, name: str) -> ModelEntry | None:
         return self.names.get(name.strip().lower())
 
     def suggestions(self, name: str, *, group_id: int | None = None, limit: int = 3) -> list[str]:
         candidates = [
-            m.public_id for m in self.models.values()
+            m.public_id for m in (*self.models.values(), *self.routers.values())
             if group_id is None or group_id in m.group_ids
         ]
         return difflib.get_close_matches(name.strip().lower(), candidates, n=limit, cutoff=0.5)
@@ -93,6 +112,12 @@ class CatalogSnapshot:
         return sorted(
             (m for m in self.models.values() if group_id in m.group_ids),
             key=lambda m: m.public_id,
+        )
+
+    def routers_for_group(self, group_id: int) -> list[RouterEntry]:
+        return sorted(
+            (r for r in self.routers.values() if group_id in r.group_ids and r.models),
+            key=lambda r: r.public_id,
         )
 
 
@@ -169,4 +194,22 @@ def catalog_snapshot_load() -> CatalogSnapshot:
         slugs = {d.provider.slug for d in entry.deployments}
         for name in _derived_names(entry.public_id, slugs):
             snapshot.names.setdefault(name, entry)
+    router_groups: dict[int, set[int]] = {}
+    for router_id, group_id in Router.groups.through.objects.values_list("router_id", "group_id"):
+        router_groups.setdefault(router_id, set()).add(group_id)
+    for r in Router.objects.filter(enabled=True):
+        config = r.config or {}
+        members = config.get("tiers") if r.kind == "auto" else [
+            {"model": m} for m in config.get("models") or []]
+        resolved = [(str(t.get("name") or t["model"]), snapshot.resolve(str(t["model"])))
+                    for t in members or [] if isinstance(t, dict) and t.get("model")]
+        resolved = [(n, m) for n, m in resolved if m is not None]
+        hedge = config.get("hedge_ms")
+        snapshot.routers[r.public_id.lower()] = RouterEntry(
+            public_id=r.public_id, display_name=r.display_name, kind=r.kind,
+            models=tuple(m for _, m in resolved), names=tuple(n for n, _ in resolved),
+            hedge_ms=int(hedge) if isinstance(hedge, int | float) else None,
+            group_ids=frozenset(router_groups.get(r.id, ())),
+            created=int(r.created_at.timestamp()),
+        )
     return snapshot

@@ -110,6 +110,38 @@ class Deployment(TimeStamped):
         return f"{self.model.public_id} @ {self.provider.slug}:{self.upstream_model}"
 
 
+class RouterKind(models.TextChoices):
+    AUTO = "auto", "Auto: pick a tier from what the request shows"
+    FAST = "fast", "Fast: hedged requests across deployments"
+
+
+class Router(TimeStamped):
+    """A virtual model (`tollgate/auto`, `tollgate/fast`) that routes to real models.
+
+    auto: config {"tiers": [{"name": "fast", "model": "<id>"}, ...]} ordered from the
+          fastest/cheapest to the strongest.
+    fast: config {"models": ["<id>", ...], "hedge_ms": 400}: their deployments are
+          raced, a second one starting when the first has not answered in hedge_ms.
+    """
+
+    public_id = models.CharField(max_length=120, unique=True)
+    display_name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=RouterKind.choices)
+    config = models.JSONField(
+        default=dict,
+        help_text='auto: {"tiers": [{"name": "fast", "model": "<id>"}, ...]} fastest first; '
+        'fast: {"models": ["<id>", ...], "hedge_ms": 400}',
+    )
+    groups = models.ManyToManyField(Group, blank=True, related_name="routers")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["public_id"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
 class ProviderKeyMode(models.TextChoices):
     PREFER = "prefer", "Prefer mine, fall back to managed"
     ONLY = "only", "Mine only"

@@ -31,9 +31,11 @@ from gateway.asgi_io import (
     disconnect_watch,
     send_json,
 )
+from gateway.attempts import Candidate
 from gateway.auth import INVALID_KEY, KeyInfo
+from gateway.autoroute import auto_choose
 from gateway.calls import Call
-from gateway.catalog import CatalogSnapshot, ModelEntry
+from gateway.catalog import CatalogSnapshot, ModelEntry, RouterEntry
 from gateway.protocols import requests as translate_request
 from gateway.protocols import tokens
 from gateway.protocols.errors import GatewayError
@@ -131,33 +133,78 @@ class ProxyApp:
         call.requested_model = name
         entry = snapshot.resolve(name)
         if entry is None:
-            hints = snapshot.suggestions(name, group_id=key.group_id)
-            hint = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-            raise GatewayError(
-                404, f"The model '{name}' does not exist.{hint} GET /v1/models lists the "
-                "models your key may use.", code="model_not_found", param="model",
-                type="invalid_request_error",
-            )
+            raise self._unknown_model(snapshot, name, key)
         call.model = entry
-        if key.group_id not in entry.group_ids:
+        self._check_group(entry.public_id, entry.group_ids, key)
+        return entry
+
+    def _unknown_model(self, snapshot: CatalogSnapshot, name: str, key: KeyInfo) -> GatewayError:
+        hints = snapshot.suggestions(name, group_id=key.group_id)
+        hint = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
+        return GatewayError(
+            404, f"The model '{name}' does not exist.{hint} GET /v1/models lists the "
+            "models your key may use.", code="model_not_found", param="model",
+            type="invalid_request_error",
+        )
+
+    def _check_group(self, public_id: str, group_ids: frozenset[int], key: KeyInfo) -> None:
+        if key.group_id not in group_ids:
             raise GatewayError(
-                403, f"The model '{entry.public_id}' is not available to keys in the group "
+                403, f"The model '{public_id}' is not available to keys in the group "
                 f"'{key.group_slug}'. Use a key of a group that includes it, or ask the "
                 "operator.", code="model_not_allowed", param="model", type="permission_error",
             )
-        return entry
 
-    async def _reserve(self, call: Call, entry: ModelEntry, input_estimate: int) -> None:
+    def _targets(self, call: Call, snapshot: CatalogSnapshot, key: KeyInfo
+                 ) -> tuple[list[ModelEntry], float | None]:
+        """The models to try, in order, and the hedge delay (seconds) if hedging."""
+        body = call.body or {}
+        headers = call.incoming.headers
+        hedge_ms = _header_int(headers, "x-tollgate-hedge-ms", minimum=0)
+        hedge = hedge_ms / 1000 if hedge_ms is not None else None
+        name = body.get("model")
+        router = snapshot.resolve_router(name) if isinstance(name, str) else None
+        if router is None:
+            return [self._resolve(call, snapshot, key)], hedge
+        call.requested_model = name  # type: ignore[assignment]
+        self._check_group(router.public_id, router.group_ids, key)
+        members = [m for m in router.models if key.group_id in m.group_ids]
+        if not members:
+            raise GatewayError(503, f"'{router.public_id}' has no model your key's group may "
+                               "use. Ask the operator.", code="router_empty")
+        if router.kind == "fast":
+            if hedge is None:
+                hedge = (router.hedge_ms if router.hedge_ms is not None else 400) / 1000
+            call.route_reason = f"fast: hedged after {hedge * 1000:g} ms"
+            call.model = members[0]
+            return members, hedge
+        sub = RouterEntry(**{**{f: getattr(router, f) for f in router.__slots__},
+                             "models": tuple(members),
+                             "names": tuple(router.names[router.models.index(m)]
+                                            for m in members)})
+        quality = _header_float(headers, "x-tollgate-cost-quality", default=0.5)
+        index, reason = auto_choose(sub, body, input_tokens=len(call.incoming.body) // 4,
+                                    cost_quality=quality)
+        call.route_reason = reason
+        call.model = members[index]
+        # The chosen tier first; stronger tiers are the fallback if it cannot serve.
+        return members[index:] + members[:index][::-1], hedge
+
+    async def _reserve(self, call: Call, models: list[ModelEntry], input_estimate: int) -> None:
+        """Hold the worst case over every model that may serve the request."""
         key = call.key
         assert key is not None
         body = call.body or {}
         requested = body.get("max_completion_tokens") or body.get("max_tokens")
-        output = entry.max_output_tokens
-        if isinstance(requested, int) and 0 < requested < output:
-            output = requested
-        worst = entry.prices.worst_case_nano(
-            input_tokens=min(input_estimate, entry.context_window), output_tokens=output
-        )
+        worst = 0
+        output = 0
+        for entry in {m.public_id: m for m in models}.values():
+            out = entry.max_output_tokens
+            if isinstance(requested, int) and 0 < requested < out:
+                out = requested
+            output = max(output, out)
+            worst = max(worst, entry.prices.worst_case_nano(
+                input_tokens=min(input_estimate, entry.context_window), output_tokens=out))
         if call.byok:
             worst = byok_fee_nano(worst)
         limits = None
@@ -198,27 +245,35 @@ class ProxyApp:
         key = await self._authenticate(call)
         body = await self._read_json(call, receive)
         snapshot = await runtime.catalog()
-        entry = self._resolve(call, snapshot, key)
+        models, hedge_delay = self._targets(call, snapshot, key)
         if "messages" not in body or not isinstance(body["messages"], list):
             raise GatewayError(400, "The field 'messages' is required and must be a list.",
                                code="invalid_request", param="messages")
         call.stream = bool(body.get("stream"))
-        headers = call.incoming.headers
-        call.latency_budget_ms = _header_int(headers, "x-tollgate-max-latency-ms", minimum=1)
-        hedge_ms = _header_int(headers, "x-tollgate-hedge-ms", minimum=0)
-        hedge_delay = hedge_ms / 1000 if hedge_ms is not None else None
+        call.latency_budget_ms = _header_int(call.incoming.headers,
+                                             "x-tollgate-max-latency-ms", minimum=1)
         byok_keys = await runtime.byok_keys(key.organisation_id)
-        candidates = candidates_plan(entry=entry, organisation_id=key.organisation_id,
-                                     byok_keys=byok_keys, rng=relay.rng())
+        candidates: list[Candidate] = []
+        first_error: GatewayError | None = None
+        for entry in models:
+            try:
+                candidates += candidates_plan(entry=entry, organisation_id=key.organisation_id,
+                                              byok_keys=byok_keys, rng=relay.rng())
+            except GatewayError as error:
+                first_error = first_error or error
+        if not candidates:
+            assert first_error is not None
+            raise first_error
         candidates = await candidates_usable(candidates)
         call.deployment = candidates[0].deployment
         call.byok = all(c.byok for c in candidates)
         bodies = {
-            protocol: self._prepare(call, protocol, entry)
-            for protocol in {c.deployment.provider.protocol for c in candidates}
+            (c.deployment.provider.protocol, c.model.public_id):
+                self._prepare(call, c.deployment.provider.protocol, c.model)
+            for c in candidates
         }
         input_estimate = len(call.incoming.body) // 3 + 1
-        await self._reserve(call, entry, input_estimate)
+        await self._reserve(call, [c.model for c in candidates], input_estimate)
         disconnected = disconnect_watch(receive)
         try:
             if call.stream:
@@ -231,8 +286,8 @@ class ProxyApp:
             disconnected.cancel()
 
     def _prepare(self, call: Call, upstream: str, entry: ModelEntry) -> dict[str, Any]:
-        """The request body for upstreams of one protocol. The model name is set per
-        deployment by the attempt; here it is the first deployment's of that protocol."""
+        """The request body for one model's upstreams of one protocol. The model name
+        is set per deployment by the attempt."""
         body = call.body or {}
         deployment = next(d for d in entry.deployments if d.provider.protocol == upstream)
         args = {"upstream_model": deployment.upstream_model,
@@ -277,7 +332,8 @@ class ProxyApp:
         call.loggable = False
         key = await self._authenticate(call)
         snapshot = await runtime.catalog()
-        models = snapshot.models_for_group(key.group_id)
+        models: list[ModelEntry | RouterEntry] = [
+            *snapshot.routers_for_group(key.group_id), *snapshot.models_for_group(key.group_id)]
         if "anthropic-version" in call.incoming.headers:
             data = [_anthropic_model(m) for m in models]
             body: dict[str, Any] = {
@@ -293,7 +349,7 @@ class ProxyApp:
         call.loggable = False
         key = await self._authenticate(call)
         snapshot = await runtime.catalog()
-        entry = snapshot.resolve(name)
+        entry = snapshot.resolve(name) or snapshot.resolve_router(name)
         if entry is None or key.group_id not in entry.group_ids:
             raise GatewayError(404, f"The model '{name}' does not exist or is not available "
                                "to this key.", code="model_not_found", param="model")
@@ -301,7 +357,11 @@ class ProxyApp:
         await send_json(send, 200, _anthropic_model(entry) if anthropic else _openai_model(entry))
 
 
-def _openai_model(m: ModelEntry) -> dict[str, Any]:
+def _openai_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
+    if isinstance(m, RouterEntry):
+        return {"id": m.public_id, "object": "model", "created": m.created,
+                "owned_by": "tollgate", "name": m.display_name, "router": m.kind,
+                "models": [x.public_id for x in m.models]}
     return {
         "id": m.public_id,
         "object": "model",
@@ -314,7 +374,7 @@ def _openai_model(m: ModelEntry) -> dict[str, Any]:
     }
 
 
-def _anthropic_model(m: ModelEntry) -> dict[str, Any]:
+def _anthropic_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
     created = datetime.fromtimestamp(m.created, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"type": "model", "id": m.public_id, "display_name": m.display_name,
             "created_at": created}
@@ -333,4 +393,18 @@ def _header_int(headers: dict[str, str], name: str, *, minimum: int) -> int | No
     if value < minimum:
         raise GatewayError(400, f"The header {name} must be at least {minimum}.",
                            code="invalid_header")
+    return value
+
+
+def _header_float(headers: dict[str, str], name: str, *, default: float) -> float:
+    raw = headers.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise GatewayError(400, f"The header {name} must be a number from 0 (best quality) "
+                           f"to 1 (cheapest), got {raw!r}.", code="invalid_header")
     return value

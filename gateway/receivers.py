@@ -12,7 +12,7 @@ from accounts.signals import api_key_changed
 from billing.models import EntryKind
 from billing.signals import balance_changed
 from gateway.invalidation import invalidation_publish
-from gateway.models import Deployment, Model, ModelAlias, Provider
+from gateway.models import Deployment, Model, ModelAlias, Provider, Router
 from gateway.signals import provider_keys_changed
 
 _USAGE_KINDS = {EntryKind.USAGE.value, EntryKind.BYOK_FEE.value}
@@ -33,10 +33,11 @@ def _catalog_changed(**kwargs) -> None:
     transaction.on_commit(lambda: invalidation_publish("catalog"))
 
 
-for _model in (Provider, Model, ModelAlias, Deployment, Group):
+for _model in (Provider, Model, ModelAlias, Deployment, Group, Router):
     post_save.connect(_catalog_changed, sender=_model, dispatch_uid=f"catalog-save-{_model}")
     post_delete.connect(_catalog_changed, sender=_model, dispatch_uid=f"catalog-del-{_model}")
 m2m_changed.connect(_catalog_changed, sender=Model.groups.through, dispatch_uid="catalog-m2m")
+m2m_changed.connect(_catalog_changed, sender=Router.groups.through, dispatch_uid="router-m2m")
 
 
 @receiver(post_save, sender=Organisation)

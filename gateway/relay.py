@@ -33,14 +33,14 @@ from gateway.calls import Call
 from gateway.protocols.errors import GatewayError, upstream_error_parse
 from gateway.protocols.sse import SSE_KEEPALIVE, sse_encode
 from gateway.protocols.usage import Usage
-from gateway.routing import walk
+from gateway.routing import Bodies, walk
 from gateway.runtime import runtime
 
 _rng = random.Random()
 
 
 async def serve_once(call: Call, send, candidates: list[Candidate],
-                     bodies: dict[str, dict[str, Any]], *, hedge_delay: float | None,
+                     bodies: Bodies, *, hedge_delay: float | None,
                      input_estimate: int) -> None:
     attempt, data = await walk(call, candidates, bodies, attempt_once,
                                hedge_delay=hedge_delay, input_estimate=input_estimate)
@@ -84,7 +84,7 @@ class _Out:
 
 
 async def serve_stream(call: Call, send, disconnected: asyncio.Task,
-                       candidates: list[Candidate], bodies: dict[str, dict[str, Any]], *,
+                       candidates: list[Candidate], bodies: Bodies, *,
                        hedge_delay: float | None, input_estimate: int) -> None:
     out = _Out(call, send)
     state: dict[str, Any] = {}

@@ -45,6 +45,7 @@ class Spend:
     cost_nano: int = 0
     requests: int = 0
     errors: int = 0
+    byok_requests: int = 0
 
 
 @dataclass
@@ -64,6 +65,7 @@ class SpendOverview:
     spend_month_nano: int
     requests: int  # over the chart window, today included
     errors: int
+    byok_requests: int
     top_keys: list[tuple[ApiKey | None, Spend]] = field(default_factory=list)
     top_models: list[tuple[str, Spend]] = field(default_factory=list)
     top_organisations: list[tuple[Organisation, Spend]] = field(default_factory=list)
@@ -73,6 +75,13 @@ class SpendOverview:
         if not self.requests:
             return None
         return (Decimal(self.errors) * 100 / self.requests).quantize(Decimal("0.1"))
+
+    @property
+    def byok_share_percent(self) -> Decimal | None:
+        """Share of requests served with the organisation's own provider keys."""
+        if not self.requests:
+            return None
+        return (Decimal(self.byok_requests) * 100 / self.requests).quantize(Decimal("0.1"))
 
     @property
     def total_nano(self) -> int:
@@ -108,14 +117,17 @@ def spend_overview_get(
         live = live.filter(organisation_id__in=organisation_ids)
 
     by_day_model = rollups.order_by().values("day", "model").annotate(
-        cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors")
+        cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors"), byok=Sum("byok_requests")
     )
     by_key = rollups.filter(day__gte=chart_start).order_by().values(
         "organisation_id", "api_key_id"
-    ).annotate(cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors"))
+    ).annotate(
+        cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors"), byok=Sum("byok_requests")
+    )
     today_rows = live.order_by().values("organisation_id", "api_key_id", "resolved_model").annotate(
         cost=Sum("cost_nano"), n=Count("id"),
         err=Count("id", filter=Q(outcome=RequestOutcome.ERROR)),
+        byok=Count("id", filter=Q(byok=True)),
     )
 
     day_model: dict[tuple[date, str], Spend] = defaultdict(Spend)
@@ -163,6 +175,7 @@ def spend_overview_get(
         spend_month_nano=sum(v for d, v in per_day.items() if d >= month_start),
         requests=sum(s.requests for s in window),
         errors=sum(s.errors for s in window),
+        byok_requests=sum(s.byok_requests for s in window),
         top_models=[(m or "(no model)", s) for m, s in ranked_models[:top]],
     )
     top_keys = sorted(keys.items(), key=lambda kv: (-kv[1].cost_nano, kv[0] or 0))[:top]
@@ -181,12 +194,14 @@ def _add(spend: Spend, row: dict) -> None:
     spend.cost_nano += row["cost"] or 0
     spend.requests += row["n"] or 0
     spend.errors += row["err"] or 0
+    spend.byok_requests += row["byok"] or 0
 
 
 def _add_spend(spend: Spend, other: Spend) -> None:
     spend.cost_nano += other.cost_nano
     spend.requests += other.requests
     spend.errors += other.errors
+    spend.byok_requests += other.byok_requests
 
 
 def balance_total_get() -> int:

@@ -30,6 +30,9 @@ from gateway.protocols.errors import GatewayError
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
 
+# Prepared request bodies by (upstream protocol, model public id).
+Bodies = dict[tuple[str, str], dict[str, Any]]
+
 
 def deployments_order(entry: ModelEntry, rng: random.Random) -> list[DeploymentEntry]:
     """Priority tiers in order; inside a tier a weighted random permutation
@@ -56,12 +59,12 @@ def candidates_plan(
     for deployment in deployments_order(entry, rng):
         own = byok_keys.get(deployment.provider.id)
         if own is not None:
-            candidates.append(Candidate(deployment, own[0], True, organisation_id))
+            candidates.append(Candidate(deployment, own[0], True, organisation_id, entry))
             if own[1] == ProviderKeyMode.ONLY:
                 continue
         managed = deployment.provider.managed_key()
         if managed:
-            candidates.append(Candidate(deployment, managed, False, organisation_id))
+            candidates.append(Candidate(deployment, managed, False, organisation_id, entry))
         elif own is None:
             unconfigured.append(deployment.provider.slug)
     if not candidates:
@@ -124,7 +127,7 @@ async def _note_failure(cand: Candidate, failure: AttemptFailed) -> None:
 async def walk(
     call: Call,
     candidates: list[Candidate],
-    bodies: dict[str, dict[str, Any]],
+    bodies: Bodies,
     run: Callable[[Attempt], Awaitable[Any]],
     *,
     hedge_delay: float | None = None,
@@ -138,7 +141,7 @@ async def walk(
     def launch() -> None:
         cand = queue.pop(0)
         # One prepared body per upstream protocol; the model is each deployment's own.
-        prepared = {**bodies[cand.deployment.provider.protocol],
+        prepared = {**bodies[(cand.deployment.provider.protocol, cand.model.public_id)],
                     "model": cand.deployment.upstream_model}
         body = json.dumps(prepared, separators=(",", ":"), ensure_ascii=False).encode()
         attempt = Attempt(call=call, candidate=cand, body=body)
@@ -152,7 +155,7 @@ async def walk(
                 attempt.log(0, note="cancelled: another attempt answered first")
             # The loser's prompt was sent upstream: bill what it consumed (estimated).
             cost, _ = call.cost_of(Usage(input_tokens=input_estimate),
-                                   byok=attempt.candidate.byok)
+                                   byok=attempt.candidate.byok, model=attempt.candidate.model)
             attempt.record["billed_estimate_nano"] = cost  # type: ignore[index]
             call.extra_cost_nano += cost
         running.clear()

@@ -14,7 +14,15 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Group
-from gateway.models import Deployment, Model, ModelAlias, Protocol, Provider
+from gateway.models import (
+    Deployment,
+    Model,
+    ModelAlias,
+    Protocol,
+    Provider,
+    Router,
+    RouterKind,
+)
 
 PRICE_FIELDS = {
     "input": "price_input",
@@ -135,7 +143,49 @@ def catalog_load(*, data: dict[str, Any]) -> CatalogChanges:
 
     for i, item in enumerate(data.get("models") or []):
         _model_load(item, f"models[{i}]", groups, providers, changes)
+    for i, item in enumerate(data.get("routers") or []):
+        _router_load(item, f"routers[{i}]", groups, changes)
     return changes
+
+
+def _router_load(item, where, groups, changes: CatalogChanges) -> None:
+    public_id = str(_require(item, "id", where))
+    kind = _require(item, "kind", where)
+    if kind not in RouterKind.values:
+        raise CatalogError(f"{where}: kind must be one of {RouterKind.values}")
+    if kind == "auto":
+        tiers = item.get("tiers") or []
+        if not tiers or not all(isinstance(t, dict) and t.get("model") for t in tiers):
+            raise CatalogError(f"{where}: auto needs tiers: [{{name, model}}, ...]")
+        config: dict[str, Any] = {"tiers": [{"name": str(t.get("name") or t["model"]),
+                                             "model": str(t["model"])} for t in tiers]}
+        members = [t["model"] for t in config["tiers"]]
+    else:
+        members = [str(m) for m in item.get("models") or []]
+        if not members:
+            raise CatalogError(f"{where}: fast needs models: [id, ...]")
+        config = {"models": members}
+        if item.get("hedge_ms") is not None:
+            config["hedge_ms"] = int(item["hedge_ms"])
+    known = set(Model.objects.filter(public_id__in=members).values_list("public_id", flat=True))
+    missing = [m for m in members if m not in known]
+    if missing:
+        raise CatalogError(f"{where}: unknown models {', '.join(missing)}")
+    values = {"display_name": item.get("name", public_id), "kind": kind, "config": config}
+    router = Router.objects.filter(public_id=public_id).first()
+    if router is None:
+        router = Router.objects.create(public_id=public_id, **values)
+        changes.add(f"created router {public_id}")
+    elif _sync(router, values, f"router {public_id}", changes):
+        router.save()
+    wanted = set()
+    for slug in item.get("groups") or []:
+        if slug not in groups:
+            raise CatalogError(f"{where}: unknown group {slug}")
+        wanted.add(groups[slug].pk)
+    if wanted != set(router.groups.values_list("pk", flat=True)):
+        router.groups.set(wanted)
+        changes.add(f"set groups of {public_id}")
 
 
 def _model_load(item, where, groups, providers, changes: CatalogChanges) -> None:

@@ -58,7 +58,8 @@ def history(tenant, tenant_factory):
         log(org, started_at=at(date(2025, 3, 11)), api_key=k1, model="a", cost_nano=2_000),
         log(org, started_at=at(date(2025, 3, 10)), api_key=k2, model="b", cost_nano=4_000,
             outcome="error", status_code=502),  # Monday: this week
-        log(org, started_at=at(date(2025, 3, 9)), api_key=k2, model="b", cost_nano=8_000),
+        log(org, started_at=at(date(2025, 3, 9)), api_key=k2, model="b", cost_nano=8_000,
+            byok=True),
         log(org, started_at=at(date(2025, 3, 1), 0), api_key=k1, model="a", cost_nano=16_000),
         log(org, started_at=at(date(2025, 2, 28)), api_key=k1, model="a", cost_nano=32_000),
         log(org, started_at=at(date(2025, 2, 10)), api_key=k1, model="a", cost_nano=64_000),
@@ -79,6 +80,7 @@ def test_it_sums_periods_from_roll_ups_and_todays_log(history):
     assert report.total_nano == 63_000  # 30 days: 11 Feb to 12 March
     assert (report.requests, report.errors) == (6, 1)
     assert str(report.error_rate_percent) == "16.7"
+    assert report.byok_requests == 1
     assert [(m, s.cost_nano) for m, s in report.top_models] == [("a", 51_000), ("b", 12_000)]
     assert [(k.name, s.cost_nano) for k, s in report.top_keys] == [
         ("laptop", 51_000), ("ci", 12_000)]
@@ -134,7 +136,7 @@ def test_the_page_shows_the_picture_and_the_numbers(client, tenant):
         log(org, started_at=timezone.now(), api_key=key, model="claude-x",
             cost_nano=2_500_000),
         log(org, started_at=timezone.now(), api_key=key, model="claude-x", outcome="error",
-            status_code=500),
+            status_code=500, byok=True),
     ])
     client.force_login(tenant.member)
 
@@ -144,7 +146,7 @@ def test_the_page_shows_the_picture_and_the_numbers(client, tenant):
     assert response.status_code == 200
     assert "$12.3456" in html  # balance
     assert html.count("$0.0025") >= 3  # today, week, month
-    assert "50.0%" in html  # error rate
+    assert html.count("50.0%") == 2  # error rate, BYOK share
     assert 'id="spend-chart"' in html and "vendor/chartjs/chart.umd.min.js" in html
     data = json.loads(re.search(r'id="spend-chart-data"[^>]*>(.*?)</script>', html).group(1))
     assert data["series"] == [{"label": "claude-x", "values": [0] * 29 + [2_500_000]}]
