@@ -43,6 +43,16 @@ def user_password() -> str:
     return PASSWORD
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Password hashing is deliberately slow; tests create many users and need none of
+    its strength (override_settings also clears Django's cached hashers)."""
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _clean_shared_state():
     """Each test starts with an empty Redis database and cold in-process caches."""

@@ -186,10 +186,13 @@ class RedisCreditStore:
             args=[balance, int(pending_v or 0), int(held_v or 0), AVAIL_TTL_SECONDS],
         )
 
-    async def settle(self, hold: Hold, actual_nano: int) -> None:
+    async def settle(self, hold: Hold, actual_nano: int, *, pipeline=None) -> None:
+        """Settle now, or queue the settlement on `pipeline` (one round trip with the
+        usage event)."""
         await self._settle(
             keys=[*self._keys(hold.organisation_id), *hold.key_counters],
             args=[hold.amount_nano, actual_nano],
+            client=pipeline,
         )
 
     def flushed(self, org_totals: dict[int, int]) -> None:

@@ -57,6 +57,8 @@ class Attempt(Schema):
     upstream_model: str = ""
     status: int = 0
     error: str = ""
+    error_type: str = ""
+    byok: bool = False
     latency_ms: int = 0
     started_at: float | None = None
 

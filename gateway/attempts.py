@@ -157,7 +157,8 @@ class Attempt:
         extra["cost"] = (self.cost_nano + self.call.extra_cost_nano) / 1_000_000_000
         return extra
 
-    def log(self, status: int, error: str = "", *, note: str = "") -> None:
+    def log(self, status: int, error: str = "", *, note: str = "",
+            error_type: str = "") -> None:
         deployment = self.candidate.deployment
         self.record = {
             "provider": deployment.provider.slug,
@@ -165,6 +166,7 @@ class Attempt:
             "byok": self.candidate.byok,
             "status": status,
             "error": error[:500],
+            "error_type": error_type,
             "latency_ms": int((time.monotonic() - self.started) * 1000),
             "started_at": round(self.started_wall, 3),
         }
@@ -187,16 +189,18 @@ async def attempt_once(attempt: Attempt) -> dict[str, Any]:
     try:
         response = await runtime.client.send(attempt.request())  # type: ignore[union-attr]
     except (httpx.HTTPError, TimeoutError) as exc:
-        attempt.log(0, str(exc) or type(exc).__name__)
-        raise transport_failure(cand, exc) from exc
+        failure = transport_failure(cand, exc)
+        attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
+        raise failure from exc
     if response.status_code >= 400:
         error = upstream_error_parse(response.status_code, response.content)
-        attempt.log(response.status_code, error.message)
-        raise classify(cand, error, response.headers)
+        failure = classify(cand, error, response.headers)
+        attempt.log(response.status_code, error.message, error_type=failure.error.code or "")
+        raise failure
     try:
         data = response.json()
     except ValueError as exc:
-        attempt.log(response.status_code, "malformed JSON")
+        attempt.log(response.status_code, "malformed JSON", error_type="upstream_malformed")
         raise AttemptFailed(GatewayError(502, f"{cand.label} sent a malformed response.",
                                          code="upstream_malformed"), retryable=True) from exc
     attempt.log(response.status_code)
@@ -257,14 +261,17 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
     try:
         response = await runtime.client.send(attempt.request(), stream=True)  # type: ignore[union-attr]
     except (httpx.HTTPError, TimeoutError) as exc:
-        attempt.log(0, str(exc) or type(exc).__name__)
-        raise transport_failure(cand, exc) from exc
+        failure = transport_failure(cand, exc)
+        attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
+        raise failure from exc
     try:
         if response.status_code >= 400:
             content = await response.aread()
             error = upstream_error_parse(response.status_code, content)
-            attempt.log(response.status_code, error.message)
-            raise classify(cand, error, response.headers)
+            failure = classify(cand, error, response.headers)
+            attempt.log(response.status_code, error.message,
+                        error_type=failure.error.code or "")
+            raise failure
         adapter = stream_adapter(attempt, input_estimate)
         parser = SSEParser()
         chunks = response.aiter_raw()
@@ -277,20 +284,24 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
                     preamble.extend(adapter.feed(event))
                 if adapter.emitted_content or adapter.done:
                     break
-                attempt.log(response.status_code, "stream ended before any content")
+                attempt.log(response.status_code, "stream ended before any content",
+                            error_type="upstream_stream_dropped")
                 raise AttemptFailed(GatewayError(
                     502, f"{cand.label} closed the stream before sending anything.",
                     code="upstream_stream_dropped"), retryable=True) from None
             for event in parser.feed(chunk):
                 preamble.extend(adapter.feed(event))
         if adapter.error is not None and not adapter.emitted_content:
-            attempt.log(adapter.error.status, adapter.error.message)
-            raise classify(cand, adapter.error)
+            failure = classify(cand, adapter.error)
+            attempt.log(adapter.error.status, adapter.error.message,
+                        error_type=failure.error.code or "")
+            raise failure
         attempt.log(response.status_code)
         return OpenStream(attempt, response, chunks, parser, adapter, preamble)
     except httpx.HTTPError as exc:  # the connection dropped while reading the preamble
         await response.aclose()
-        attempt.log(response.status_code, f"stream dropped: {exc or type(exc).__name__}")
+        attempt.log(response.status_code, f"stream dropped: {exc or type(exc).__name__}",
+                    error_type="upstream_stream_dropped")
         raise AttemptFailed(GatewayError(
             502, f"{cand.label} dropped the stream before sending anything.",
             code="upstream_stream_dropped"), retryable=True) from exc

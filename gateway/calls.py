@@ -17,7 +17,7 @@ from gateway.catalog import DeploymentEntry, ModelEntry
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
-from gateway.usage import byok_fee_nano
+from gateway.usage import byok_fee_nano, usage_batch_write
 
 log = logging.getLogger("tollgate.proxy")
 
@@ -125,13 +125,25 @@ class Call:
         if self.finished:
             return
         self.finished = True
-        if self.hold is not None:
+        event = self._event(status, outcome, error) if self.key and self.loggable else None
+        try:
+            await runtime.settle_and_record(self.hold, self.cost_nano, event)
+        except Exception:
+            log.exception("could not settle or queue usage of %s", self.request_id)
+            if event is None:
+                return
+            # The queue is unreachable: write this one event straight to the database
+            # rather than leave a served request unbilled.
             try:
-                await runtime.credit.settle(self.hold, self.cost_nano)
+                await runtime.run_db(usage_batch_write, [event])
             except Exception:
-                log.exception("credit settle failed for %s", self.request_id)
-        if self.key is None or not self.loggable:
-            return  # unauthenticated, or not a model call: nothing to bill or log
+                log.exception("usage of %s NOT RECORDED: %s", self.request_id, event)
+                return
+        if event is not None:
+            runtime.event_queued()
+
+    def _event(self, status: int, outcome: str, error: GatewayError | None) -> dict[str, Any]:
+        assert self.key is not None
         if self.served is not None and self.served.usage is not None:
             self.usage = self.served.usage
         usage = self.usage or Usage()
@@ -167,10 +179,4 @@ class Call:
             "attempts": self.attempts,
             "route_reason": self.route_reason[:200],
         }
-        try:
-            await runtime.usage.append(event)
-            runtime.event_queued()
-        except Exception:
-            # The response is still sent; losing the log row is better than failing a
-            # served request, but it must be loud.
-            log.exception("could not queue usage event %s: %s", self.request_id, event)
+        return event

@@ -191,7 +191,7 @@ async def walk(
     except TimeoutError:
         for attempt in running.values():
             if attempt.record is None:
-                attempt.log(0, "latency budget spent")
+                attempt.log(0, "latency budget spent", error_type="latency_budget_exceeded")
         for task in list(running):
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)

@@ -133,6 +133,19 @@ class Runtime:
             self._executor, _db_call, fn, *args
         )
 
+    async def settle_and_record(self, hold, cost_nano: int, event: dict | None) -> None:
+        """Settle a credit hold and queue the usage event: with Redis, one round trip."""
+        if self.redis is not None and hold is not None and event is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            await self.credit.settle(hold, cost_nano, pipeline=pipe)
+            await self.usage.append(event, pipeline=pipe)
+            await pipe.execute()
+            return
+        if hold is not None:
+            await self.credit.settle(hold, cost_nano)
+        if event is not None:
+            await self.usage.append(event)
+
     # --- invalidation --------------------------------------------------------------
     def apply_invalidation(self, kind: str, value: str) -> None:
         if kind == "key":

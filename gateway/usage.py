@@ -209,8 +209,9 @@ class RedisUsageQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def append(self, event: dict[str, Any]) -> None:
-        await self._r.xadd(STREAM, {"e": json.dumps(event, separators=(",", ":"))})
+    async def append(self, event: dict[str, Any], *, pipeline=None) -> None:
+        client = pipeline if pipeline is not None else self._r
+        await client.xadd(STREAM, {"e": json.dumps(event, separators=(",", ":"))})
 
     def take(self, *, block: bool) -> _Batch:
         try:

@@ -36,6 +36,8 @@ def test_a_rate_limited_deployment_falls_back_and_rests(chain):
     row = only_row(world)
     assert [a["status"] for a in row.attempts] == [429, 200]
     assert row.attempts[0]["provider"] == "fakeai" and row.attempts[0]["error"]
+    assert row.attempts[0]["error_type"] == "upstream_rate_limited"
+    assert row.attempts[0]["latency_ms"] >= 0 and row.attempts[0]["started_at"] > 0
     assert row.upstream_model == "gpt-b"
     assert LedgerEntry.objects.filter(reference=row.request_id).count() == 1
     # The next request does not knock on the resting deployment.
