@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from accounts.models import Organisation
+from billing.money import CentsAmounts
 
 NANO_PER_USD = 1_000_000_000
 NANO_PER_CENT = NANO_PER_USD // 100
@@ -121,7 +122,7 @@ class TopUpStatus(models.TextChoices):
     EXPIRED = "expired", "Checkout expired"
 
 
-class TopUp(models.Model):
+class TopUp(CentsAmounts, models.Model):
     """A Stripe Checkout payment for credit. The fee is fixed when the checkout is
     created (what the customer was shown is what they are charged). Credit moves only
     when Stripe's signed webhook says the payment succeeded; refunds and disputes are
@@ -171,23 +172,6 @@ class TopUp(models.Model):
     @property
     def fee_nano(self) -> int:
         return self.fee_cents * NANO_PER_CENT
-
-    @property
-    def credit_cents(self) -> int:
-        return self.amount_cents - self.fee_cents
-
-    # Display helpers: exact Decimals of dollars with cents.
-    @property
-    def amount_usd(self) -> Decimal:
-        return Decimal(self.amount_cents).scaleb(-2)
-
-    @property
-    def fee_usd(self) -> Decimal:
-        return Decimal(self.fee_cents).scaleb(-2)
-
-    @property
-    def credit_usd(self) -> Decimal:
-        return Decimal(self.credit_cents).scaleb(-2)
 
     @property
     def refunded_usd(self) -> Decimal:

@@ -29,3 +29,27 @@ def nano_to_usd_str(nano: int) -> str:
     sign = "-" if nano < 0 else ""
     whole, frac = divmod(abs(nano), NANO_PER_USD)
     return f"{sign}{whole}.{frac:09d}"
+
+
+class CentsAmounts:
+    """Display helpers for anything with `amount_cents` and `fee_cents` (a top-up and
+    its quote): exact Decimals of dollars with cents."""
+
+    amount_cents: int
+    fee_cents: int
+
+    @property
+    def credit_cents(self) -> int:
+        return self.amount_cents - self.fee_cents
+
+    @property
+    def amount_usd(self) -> Decimal:
+        return Decimal(self.amount_cents).scaleb(-2)
+
+    @property
+    def fee_usd(self) -> Decimal:
+        return Decimal(self.fee_cents).scaleb(-2)
+
+    @property
+    def credit_usd(self) -> Decimal:
+        return Decimal(self.credit_cents).scaleb(-2)

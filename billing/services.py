@@ -36,6 +36,18 @@ class Posting:
     created_by_id: int | None = None
     api_key_id: int | None = None
 
+    def entry(self) -> LedgerEntry:
+        return LedgerEntry(
+            organisation_id=self.organisation_id,
+            kind=self.kind,
+            amount_nano=self.amount_nano,
+            idempotency_key=self.idempotency_key,
+            reference=self.reference,
+            memo=self.memo,
+            created_by_id=self.created_by_id,
+            api_key_id=self.api_key_id,
+        )
+
 
 def ledger_post(
     *,
@@ -83,19 +95,7 @@ def ledger_post_many(*, postings: list[Posting]) -> list[LedgerEntry]:
         fresh = [p for k, p in unique.items() if k not in existing]
         if not fresh:
             return []
-        entries = [
-            LedgerEntry(
-                organisation_id=p.organisation_id,
-                kind=p.kind,
-                amount_nano=p.amount_nano,
-                idempotency_key=p.idempotency_key,
-                reference=p.reference,
-                memo=p.memo,
-                created_by_id=p.created_by_id,
-                api_key_id=p.api_key_id,
-            )
-            for p in fresh
-        ]
+        entries = [p.entry() for p in fresh]
         try:
             # A concurrent writer may have posted one of these between the check and
             # the insert; the unique key then aborts the whole batch, and we retry it.
@@ -112,16 +112,8 @@ def _ledger_post_one_by_one(postings: list[Posting]) -> list[LedgerEntry]:
     for p in postings:
         try:
             with transaction.atomic():
-                entry = LedgerEntry.objects.create(
-                    organisation_id=p.organisation_id,
-                    kind=p.kind,
-                    amount_nano=p.amount_nano,
-                    idempotency_key=p.idempotency_key,
-                    reference=p.reference,
-                    memo=p.memo,
-                    created_by_id=p.created_by_id,
-                    api_key_id=p.api_key_id,
-                )
+                entry = p.entry()
+                entry.save()
         except IntegrityError:
             continue
         written.append(entry)

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Organisation
 from billing.models import TopUp, TopUpStatus
+from billing.money import CentsAmounts
 from billing.stripe_client import StripeNotConfigured, checkout_session_create
 
 logger = logging.getLogger(__name__)
@@ -35,27 +36,11 @@ class TopUpError(ValueError):
 
 
 @dataclass(frozen=True)
-class TopUpQuote:
+class TopUpQuote(CentsAmounts):
     amount_cents: int
     fee_percent: Decimal
     fee_cents: int
     launch_pricing: bool
-
-    @property
-    def credit_cents(self) -> int:
-        return self.amount_cents - self.fee_cents
-
-    @property
-    def amount_usd(self) -> Decimal:
-        return Decimal(self.amount_cents).scaleb(-2)
-
-    @property
-    def fee_usd(self) -> Decimal:
-        return Decimal(self.fee_cents).scaleb(-2)
-
-    @property
-    def credit_usd(self) -> Decimal:
-        return Decimal(self.credit_cents).scaleb(-2)
 
 
 def launch_window_end() -> dt.date | None:
