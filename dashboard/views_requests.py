@@ -162,5 +162,25 @@ def request_detail(request: HttpRequest, org: str, request_id: str) -> HttpRespo
     if row is None:
         raise Http404("No such request")
     return render(request, "dashboard/requests/detail.html", {
-        "membership": membership, "row": row,
+        "membership": membership, "row": row, "timeline": _timeline(row),
     })
+
+
+def _timeline(row) -> list[dict]:
+    """The attempts as bars on one time axis: when each started after the request
+    did, how long it took, and which one served."""
+    start = row.started_at.timestamp()
+    total = max(row.latency_ms, 1)
+    for a in row.attempts:
+        total = max(total, int((a.get("started_at", start) - start) * 1000)
+                    + a.get("latency_ms", 0), 1)
+    bars = []
+    for a in sorted(row.attempts, key=lambda a: a.get("started_at", start)):
+        offset = max(int((a.get("started_at", start) - start) * 1000), 0)
+        served = 200 <= a.get("status", 0) < 300 and row.outcome == "ok" and not a.get("note")
+        bars.append({
+            **a, "offset_ms": offset, "served": served,
+            "left": round(offset * 100 / total, 2),
+            "width": max(round(a.get("latency_ms", 0) * 100 / total, 2), 0.5),
+        })
+    return bars
