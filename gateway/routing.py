@@ -202,4 +202,10 @@ async def walk(
             504, f"The latency budget of {call.latency_budget_ms} ms was spent before a first "
             f"byte. Tried: {tried or 'nothing'}.", code="latency_budget_exceeded",
             type="timeout_error") from None
+    except asyncio.CancelledError:
+        # The client went away: stop every upstream request still in flight at once.
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
     raise failure_summary(failures)

@@ -213,3 +213,18 @@ def test_the_key_cache_survives_in_redis_across_workers(world, settings):
     assert r.get(f"tg:key:{world.key.secret_hash}") is not None
     runtime.reset()  # what a fresh worker knows
     client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+
+
+def test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream(world, settings):
+    """While the upstream is still silent the client gives up: the upstream request is
+    cancelled and the request is logged as cancelled, at no cost."""
+    world.fake.script("gpt-5.5", [{"hang": True}])
+    queued = runtime.events_queued
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{world.url}/v1/chat/completions", timeout=0.5, headers={
+            "authorization": f"Bearer {world.secret}"}, json={
+                "model": "test-gpt-5.5", "stream": True, "messages": CHAT})
+    assert runtime.wait_for_events(queued + 1)
+    world.drain()
+    row = RequestLog.objects.get()
+    assert (row.outcome, row.status_code, row.cost_nano) == ("cancelled", 499, 0)
