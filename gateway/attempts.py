@@ -18,6 +18,7 @@ from gateway.protocols import streams as translate_stream
 from gateway.protocols.errors import GatewayError, UpstreamError, upstream_error_parse
 from gateway.protocols.passthrough import AnthropicPassthroughStream, OpenAIPassthroughStream
 from gateway.protocols.sse import SSEParser
+from gateway.protocols.tokens import estimate_tokens_anthropic
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
 from gateway.upstream import upstream_request_build
@@ -112,7 +113,9 @@ def classify(cand: Candidate, error: UpstreamError,
                                           code="upstream_conflict"), retryable=True,
                              count_failure=False)
     if status in (503, 529):
-        gw = GatewayError(503, f"{slug} is overloaded: {error.message}",
+        # 529 stays 529 for Anthropic clients (their SDK's OverloadedError); OpenAI
+        # clients are answered 503 (see Call.client_status).
+        gw = GatewayError(status, f"{slug} is overloaded: {error.message}",
                           code="upstream_overloaded")
         return AttemptFailed(gw, retryable=True, rest=retry_after or DEFAULT_OVERLOAD_REST)
     if status >= 500:
@@ -237,8 +240,10 @@ def stream_adapter(attempt: Attempt, input_estimate: int):
             model=public_id, include_usage=include_usage, usage_hook=attempt.price)
     if upstream == "anthropic":
         return AnthropicPassthroughStream(usage_hook=attempt.price)
+    # message_start must carry the best known input count before the upstream says.
     return translate_stream.OpenAIToAnthropicStream(
-        model=public_id, input_tokens_estimate=input_estimate, usage_hook=attempt.price)
+        model=public_id, input_tokens_estimate=estimate_tokens_anthropic(call.body or {}),
+        usage_hook=attempt.price)
 
 
 @dataclass

@@ -112,6 +112,12 @@ class Call:
             headers["x-tollgate-attempted-count"] = str(len(self.attempts))
         return headers
 
+    def client_status(self, error: GatewayError) -> int:
+        """529 (overloaded) is Anthropic's own status; OpenAI clients get 503."""
+        if error.status == 529 and self.protocol == "openai":
+            return 503
+        return error.status
+
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         if self.protocol == "anthropic":
             return error.anthropic_body(self.request_id)

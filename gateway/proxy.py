@@ -79,7 +79,7 @@ class ProxyApp:
         except GatewayError as error:
             await call.finish(status=error.status, outcome="error", error=error)
             headers = {**call.base_headers(), **(error.headers or {})}
-            await send_json(send, error.status, call.error_body(error), headers)
+            await send_json(send, call.client_status(error), call.error_body(error), headers)
         except Exception:
             log.exception("unhandled error in %s", call.request_id)
             error = GatewayError(

@@ -2,7 +2,8 @@
 called with the official `anthropic` SDK and with Roo Code's request shape against the
 running ASGI server, served by an Anthropic upstream (claude-test-4.6) and, translated,
 by an OpenAI upstream (test-gpt-5.5). Both upstreams are the fake, which refuses what
-the real vendors refuse."""
+the real vendors refuse. Errors: test_proxy_anthropic_errors.py; prompt caching:
+test_proxy_prompt_caching.py."""
 
 from __future__ import annotations
 
@@ -295,7 +296,8 @@ def test_stop_sequences_and_max_tokens_give_their_stop_reasons(world, model):
         assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", "gamma")
     else:  # OpenAI's "stop" does not say whether a sequence matched
         assert (stopped.stop_reason, stopped.stop_sequence) == ("end_turn", None)
-    assert upstream_calls(world)[-1]["body"].get("stop", ["gamma"]) == ["gamma"]
+    sent = upstream_calls(world)[-1]["body"]
+    assert sent["stop_sequences" if model == CLAUDE else "stop"] == ["gamma"]
     cut = c.messages.create(model=model, max_tokens=2,
                             messages=[{"role": "user", "content": "alpha beta gamma"}])
     assert cut.stop_reason == "max_tokens"

@@ -118,9 +118,6 @@ def test_an_upstream_429_is_a_rate_limit_error(world, model):
     assert (row.outcome, row.status_code, row.cost_nano) == ("error", 429, 0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/relay.py upstream_failure() answers an upstream 529 with status 503 for "
-    "every client; Anthropic clients should get 529 overloaded_error (OverloadedError)."))
 def test_an_overloaded_anthropic_upstream_is_an_overloaded_error(world):
     world.fake.script("claude-sonnet-4-6", [{"status": 529}])
     with pytest.raises(anthropic.OverloadedError) as info:
@@ -138,12 +135,21 @@ def test_an_overloaded_upstream_is_a_retryable_overloaded_error(world):
     assert "fakeanthropic" in _error(info)["message"]
 
 
-def test_an_error_mid_stream_arrives_as_an_error_event(world):
-    world.fake.script("claude-sonnet-4-6", [{"stream_error_after_chunks": 3}])
+@BOTH
+def test_an_error_mid_stream_arrives_as_an_error_event(world, model):
+    """After bytes reached the client the status is sent: the error is an `error`
+    event, which the SDK raises; the request is logged as failed."""
+    upstream = "claude-sonnet-4-6" if model == CLAUDE else "gpt-5.5"
+    world.fake.script(upstream, [{"stream_error_after_chunks": 3}])
     with pytest.raises(anthropic.APIStatusError) as info:
-        stream_message(client(world), model=CLAUDE, max_tokens=100,
-                       messages=[{"role": "user", "content": "a b c d e f"}])
-    assert info.value.body["error"]["type"] == "overloaded_error"
+        with client(world).messages.stream(
+            model=model, max_tokens=100,
+            messages=[{"role": "user", "content": "a b c d e f"}],
+        ) as stream:
+            list(stream)
+    expected = "overloaded_error" if model == CLAUDE else "api_error"  # OpenAI's is a 500
+    assert info.value.body["type"] == "error"
+    assert info.value.body["error"]["type"] == expected
     world.drain()
     assert RequestLog.objects.get().outcome == "error"
 

@@ -3,7 +3,8 @@ POST /v1/chat/completions for claude-test-4.6 (upstream claude-sonnet-4-6), with
 request, response, stream, tool-call ids, usage, cost and errors translated. The fake
 upstream refuses what Anthropic refuses, so every 200 here is also a request Anthropic
 would have taken. (Anthropic clients served by an OpenAI upstream are in
-test_proxy_anthropic.py, parametrised over both upstreams.)"""
+test_proxy_anthropic.py, parametrised over both upstreams; prompt caching for both
+client protocols is in test_proxy_prompt_caching.py.)"""
 
 from __future__ import annotations
 

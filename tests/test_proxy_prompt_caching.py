@@ -20,12 +20,7 @@ from gateway.models import RequestLog
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLAUDE, GPT = "claude-test-4.6", "test-gpt-5.5"
-STREAMED_1H_WRITES_BILLED_AS_5M = pytest.mark.xfail(strict=True, reason=(
-    "gateway/protocols/usage.py Usage.merge_anthropic_delta: message_delta carries "
-    "cache_creation_input_tokens without the ttl split, and the split from message_start "
-    "is replaced by 'all 5m', so streamed 1h cache writes are billed at the 5m price."))
-STREAM = pytest.mark.parametrize("stream", [
-    False, pytest.param(True, marks=STREAMED_1H_WRITES_BILLED_AS_5M)], ids=["json", "stream"])
+STREAM = pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 
 SYSTEM_1H = "You are a careful coding assistant working in a large repository " * 3
 SYSTEM_5M = "Project rules: write tests first and keep modules small and readable " * 2

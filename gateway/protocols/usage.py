@@ -89,9 +89,16 @@ class Usage:
         if usage.get("cache_read_input_tokens") is not None:
             self.cache_read_tokens = _int(usage["cache_read_input_tokens"])
         if usage.get("cache_creation_input_tokens") is not None:
-            fresh = Usage.from_anthropic(usage)
-            self.cache_write_5m_tokens = fresh.cache_write_5m_tokens
-            self.cache_write_1h_tokens = fresh.cache_write_1h_tokens
+            total = _int(usage["cache_creation_input_tokens"])
+            if isinstance(usage.get("cache_creation"), dict):
+                fresh = Usage.from_anthropic(usage)
+                self.cache_write_5m_tokens = fresh.cache_write_5m_tokens
+                self.cache_write_1h_tokens = fresh.cache_write_1h_tokens
+            elif total != self.cache_write_tokens:
+                # message_delta carries the total without the ttl split: keep the
+                # split message_start reported and put any difference in 5m writes.
+                self.cache_write_1h_tokens = min(self.cache_write_1h_tokens, total)
+                self.cache_write_5m_tokens = total - self.cache_write_1h_tokens
 
     # --- writing ---------------------------------------------------------------
     def to_openai(self) -> dict[str, Any]:
