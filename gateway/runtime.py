@@ -108,11 +108,27 @@ class Runtime:
         self._tasks.clear()
         if self.flusher is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.flusher.stop)
+        await asyncio.get_running_loop().run_in_executor(None, self._close_db_threads)
         if self.client is not None:
             await self.client.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         self.started = False
+
+    def _close_db_threads(self) -> None:
+        """Close the database connection each pool thread holds (a connection belongs
+        to its thread): one task per thread, held at a barrier so none takes two."""
+        workers = self._executor._max_workers
+        barrier = threading.Barrier(workers)
+
+        def close() -> None:
+            from django.db import connections
+
+            connections.close_all()
+            barrier.wait(timeout=10)
+
+        for future in [self._executor.submit(close) for _ in range(workers)]:
+            future.result(timeout=15)
 
     def reset(self) -> None:
         """Forget every cached thing (tests: each starts cold)."""

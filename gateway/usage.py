@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.db.models import Q
 
 from accounts.models import ApiKey
@@ -129,14 +129,18 @@ class UsageFlusher:
             self._thread.join(timeout=10)
             self._thread = None
         self.drain()
+        connections.close_all()  # this thread's, used by drain()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.flush_once(block=True)
-            except Exception:  # keep flushing; the events stay queued for a retry
-                log.exception("usage flush failed; will retry")
-                self._stop.wait(1.0)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.flush_once(block=True)
+                except Exception:  # keep flushing; the events stay queued for a retry
+                    log.exception("usage flush failed; will retry")
+                    self._stop.wait(1.0)
+        finally:
+            connections.close_all()
 
     def flush_once(self, *, block: bool) -> int:
         batch = self._source.take(block=block)
