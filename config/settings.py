@@ -175,7 +175,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise serves from it once collectstatic ran
-FORMS_URLFIELD_ASSUME_HTTPS = True
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- Celery ---------------------------------------------------------------------

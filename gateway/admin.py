@@ -12,6 +12,8 @@ from gateway.models import Deployment, Model, ModelAlias, Provider, RequestLog, 
 
 
 class ProviderForm(forms.ModelForm):
+    base_url = forms.URLField(assume_scheme="https", help_text=Provider._meta.get_field(
+        "base_url").help_text)
     managed_key = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: stored encrypted; leave empty to keep the current key. "
