@@ -5,7 +5,7 @@ PostgreSQL and Redis), non-streaming and streaming, at several concurrencies.
     .venv/bin/python bench/overhead.py [--requests N] [--seconds S] [--quick]
 
 It sets up everything it measures and removes it afterwards (also on Ctrl-C): a
-dedicated database (tollgate_bench), a dedicated Redis DB (flushed before and after),
+dedicated database (tollgate_bench), an unused Redis DB (must be empty; flushed after),
 a fake upstream and a gateway process (`manage.py serve --no-demo`, one uvicorn worker)
 on free ports of 127.0.0.1, a bench catalog, credit and an API key. Results go to
 stdout and to the results section of docs/benchmarks.md.
@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import importlib.metadata as md
 import json
+import logging
 import os
 import platform
 import shutil
@@ -124,14 +125,13 @@ class Stack:
         self.owns_redis = False
 
     def start(self) -> None:
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
-        bench_redis = redis.Redis(host=HOST, db=self.redis_db)
-        if bench_redis.dbsize():  # someone else's: flushing it would break their work
+        if redis.Redis(host=HOST, db=self.redis_db).dbsize():  # someone else's: keep out
             raise RuntimeError(f"Redis DB {self.redis_db} is not empty; choose an unused "
                                "one with --redis-db")
         self.owns_redis = True
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
         fake = self.spawn("fake", "fakeupstream", "--host", HOST, "--port", str(self.fake_port))
         print("setup: migrate, bootstrap, bench catalog, credit, API key", flush=True)
         manage(self.env, "migrate", "--noinput")
@@ -193,7 +193,7 @@ def proc_cpu(pid: int, tid: int | None = None) -> float:
     """CPU seconds of a process (all threads), or of one of its threads."""
     with open(f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, all threads
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
 def machine_busy() -> float:
@@ -382,7 +382,8 @@ def main() -> int:
     if args.quick:
         args.requests, args.warmup = 300, 100
     levels = [int(c) for c in args.concurrency.split(",")]
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up on kill too
+    for signum in (signal.SIGINT, signal.SIGTERM):  # clean up on Ctrl-C and on kill
+        signal.signal(signum, signal.default_int_handler)
     load = os.getloadavg()
     stack = Stack(args.redis_db, args.keep_db)
     pairs: list[tuple[Phase, Phase]] = []
@@ -398,9 +399,8 @@ def main() -> int:
         for stream in (False, True):
             for c in levels:
                 total = args.requests if c > 1 else max(100, args.requests // 4)
-                pair = tuple(run_phase(stack, Phase(t, stream, c), total, args.seconds, "run")
-                             for t in ("direct", "gateway"))
-                d, g = pair
+                d, g = (run_phase(stack, Phase(t, stream, c), total, args.seconds, "run")
+                        for t in ("direct", "gateway"))
                 sent += g.sent
                 pairs.append((d, g))
                 print(f"{'stream' if stream else 'json'} c{c}: direct {d.rps:.0f} rps, "
@@ -408,13 +408,15 @@ def main() -> int:
                       f"{g.cpu['gateway'] / len(g.latencies) * 1000:.2f} ms/req", flush=True)
         check = verify(stack.org_id, sent)
     except KeyboardInterrupt:
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the abandoned phase
         print("interrupted: cleaning up", file=sys.stderr)
         return 130
     finally:
         stack.close()
-    command = "python bench/overhead.py " + " ".join(sys.argv[1:])
-    section = (f"## Results ({dt.date.today().isoformat()})\n\nCommand: `{command.strip()}` "
-               f"(`make bench`)\n\n{facts()}\n{background(pairs, load)}\n\n"
+    command = " ".join([".venv/bin/python bench/overhead.py", *sys.argv[1:]])
+    section = (f"## Results ({dt.date.today().isoformat()})\n\nCommand: `{command}`"
+               f"{'' if len(sys.argv) > 1 else ' (`make bench`)'}\n\n{facts()}\n"
+               f"{background(pairs, load)}\n\n"
                f"{tables(pairs)}\n\nAims (issue 3, docs/ARCHITECTURE.md):\n\n{aims(pairs)}"
                f"\n\nBilling check: {check}.\n")
     print("\n" + section)

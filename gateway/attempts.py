@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from gateway.calls import Call
 from gateway.catalog import DeploymentEntry, ModelEntry
@@ -63,7 +63,7 @@ class AttemptFailed(Exception):
         self.count_failure = count_failure  # towards the circuit breaker
 
 
-def _retry_after(headers: httpx.Headers | None) -> float | None:
+def _retry_after(headers: httpx2.Headers | None) -> float | None:
     if headers is None:
         return None
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
@@ -77,7 +77,7 @@ def _retry_after(headers: httpx.Headers | None) -> float | None:
 
 
 def classify(cand: Candidate, error: UpstreamError,
-             headers: httpx.Headers | None = None) -> AttemptFailed:
+             headers: httpx2.Headers | None = None) -> AttemptFailed:
     """Turn an upstream error status into what happens next (PROTOCOLS.md, Errors)."""
     slug = cand.label
     status = error.status
@@ -129,7 +129,7 @@ def classify(cand: Candidate, error: UpstreamError,
 
 
 def transport_failure(cand: Candidate, exc: BaseException) -> AttemptFailed:
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         gw = GatewayError(504, f"{cand.label} did not answer in time.", code="upstream_timeout")
     else:
         detail = f"{type(exc).__name__} {exc}".strip()
@@ -177,7 +177,7 @@ class Attempt:
             self.record["note"] = note
         self.call.attempts.append(self.record)
 
-    def request(self, path: str | None = None) -> httpx.Request:
+    def request(self, path: str | None = None) -> httpx2.Request:
         assert runtime.client is not None
         return upstream_request_build(
             runtime.client, self.candidate.deployment, api_key=self.candidate.api_key,
@@ -191,7 +191,7 @@ async def attempt_once(attempt: Attempt) -> dict[str, Any]:
     call, cand = attempt.call, attempt.candidate
     try:
         response = await runtime.client.send(attempt.request())  # type: ignore[union-attr]
-    except (httpx.HTTPError, TimeoutError) as exc:
+    except (httpx2.HTTPError, TimeoutError) as exc:
         failure = transport_failure(cand, exc)
         attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
         raise failure from exc
@@ -252,7 +252,7 @@ class OpenStream:
     sent to the client yet; `preamble` holds what is owed to it so far."""
 
     attempt: Attempt
-    response: httpx.Response
+    response: httpx2.Response
     chunks: Any  # the response's raw byte iterator, positioned after the preamble
     parser: SSEParser
     adapter: Any
@@ -265,7 +265,7 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
     cand = attempt.candidate
     try:
         response = await runtime.client.send(attempt.request(), stream=True)  # type: ignore[union-attr]
-    except (httpx.HTTPError, TimeoutError) as exc:
+    except (httpx2.HTTPError, TimeoutError) as exc:
         failure = transport_failure(cand, exc)
         attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
         raise failure from exc
@@ -303,7 +303,7 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
             raise failure
         attempt.log(response.status_code)
         return OpenStream(attempt, response, chunks, parser, adapter, preamble)
-    except httpx.HTTPError as exc:  # the connection dropped while reading the preamble
+    except httpx2.HTTPError as exc:  # the connection dropped while reading the preamble
         await response.aclose()
         attempt.log(response.status_code, f"stream dropped: {exc or type(exc).__name__}",
                     error_type="upstream_stream_dropped")

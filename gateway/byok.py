@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -61,10 +61,10 @@ def provider_key_verify(*, provider: Provider, secret: str) -> None:
     on 401/403, ProviderKeyError if the provider could not be asked."""
     url = f"{provider.base_url.rstrip('/')}/models"
     try:
-        response = httpx.get(
+        response = httpx2.get(
             url, headers=_headers_for(provider, secret), timeout=VERIFY_TIMEOUT_SECONDS
         )
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise ProviderKeyError(
             f"Could not reach {provider.name} to check the key ({type(exc).__name__}). "
             "Try again, or save it without checking."

@@ -274,14 +274,16 @@ class ProxyApp:
         }
         input_estimate = len(call.incoming.body) // 3 + 1
         await self._reserve(call, [c.model for c in candidates], input_estimate)
+        if not call.stream:
+            # A non-streaming answer is priced and billed whole, so there is nothing to
+            # cut short if the client leaves: no disconnect watcher (it costs a task).
+            await relay.serve_once(call, send, candidates, bodies,
+                                   hedge_delay=hedge_delay, input_estimate=input_estimate)
+            return
         disconnected = disconnect_watch(receive)
         try:
-            if call.stream:
-                await relay.serve_stream(call, send, disconnected, candidates, bodies,
-                                         hedge_delay=hedge_delay, input_estimate=input_estimate)
-            else:
-                await relay.serve_once(call, send, candidates, bodies,
-                                       hedge_delay=hedge_delay, input_estimate=input_estimate)
+            await relay.serve_stream(call, send, disconnected, candidates, bodies,
+                                     hedge_delay=hedge_delay, input_estimate=input_estimate)
         finally:
             disconnected.cancel()
 

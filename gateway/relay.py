@@ -9,7 +9,7 @@ import random
 import time
 from typing import Any
 
-import httpx
+import httpx2
 from django.conf import settings
 
 from gateway.asgi_io import (
@@ -108,23 +108,27 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
         try:
             if adapter.done:
                 await _finish_stream(call, adapter)
-            for data in opened.preamble:
-                await out.write(data)
+            if opened.preamble:
+                await out.write(b"".join(opened.preamble))
+            # One write per upstream read, however many events it held: each write is
+            # a system call, and events often arrive several to a packet.
             async for chunk in opened.chunks:
+                batch: list[bytes] = []
                 for event in opened.parser.feed(chunk):
-                    emitted = adapter.feed(event)
+                    batch.extend(adapter.feed(event))
                     if adapter.done:
                         await _finish_stream(call, adapter)
-                    for data in emitted:
-                        await out.write(data)
+                if batch:
+                    await out.write(b"".join(batch))
             for event in opened.parser.flush():
-                for data in adapter.feed(event):
-                    await out.write(data)
+                batch = adapter.feed(event)
+                if batch:
+                    await out.write(b"".join(batch))
             tail = adapter.finish()
             await _finish_stream(call, adapter)
-            for data in tail:
-                await out.write(data)
-        except httpx.HTTPError as exc:
+            if tail:
+                await out.write(b"".join(tail))
+        except httpx2.HTTPError as exc:
             failure = transport_failure(attempt.candidate, exc)
             raise GatewayError(502, f"{failure.error.message} (the stream was cut after it "
                                "started)", code="upstream_stream_dropped") from exc
@@ -197,7 +201,7 @@ async def relay_passthrough(call: Call, send, candidate: Candidate, *, body: byt
     attempt = Attempt(call=call, candidate=candidate, body=body)
     try:
         response = await runtime.client.send(attempt.request(path))  # type: ignore[union-attr]
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise transport_failure(candidate, exc).error from exc
     if response.status_code >= 400:
         error = upstream_error_parse(response.status_code, response.content)

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
+import httpx2
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -49,7 +49,7 @@ class Runtime:
         self._snapshot_loading: asyncio.Future | None = None
         self._tasks: list[asyncio.Task] = []
         self.redis = None  # redis.asyncio client when REDIS_URL is set
-        self.client: httpx.AsyncClient | None = None
+        self.client: httpx2.AsyncClient | None = None
         self.credit: Any = None
         self.usage: Any = None
         self.flusher: UsageFlusher | None = None

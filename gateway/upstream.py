@@ -1,9 +1,15 @@
-"""The upstream HTTP client: one shared httpx.AsyncClient per process (connection
-pooling), with limits and timeouts from settings, and the request shape per protocol."""
+"""The upstream HTTP client: one shared httpx2.AsyncClient per process (connection
+pooling), with limits and timeouts from settings, and the request shape per protocol.
+
+httpx2 is httpx's maintained successor (same API; the official openai and anthropic
+SDKs depend on it). `bench/upstream_clients.py` measured it at half httpx 0.28's CPU
+per request on this machine, mostly because httpcore's pool re-checks every idle
+connection on each request (encode/httpcore PR #1035); see docs/benchmarks.md.
+"""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from django.conf import settings
 
 from gateway.catalog import DeploymentEntry
@@ -11,30 +17,30 @@ from gateway.catalog import DeploymentEntry
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-def upstream_client_create() -> httpx.AsyncClient:
-    limits = httpx.Limits(
+def upstream_client_create() -> httpx2.AsyncClient:
+    limits = httpx2.Limits(
         max_connections=settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS,
         max_keepalive_connections=min(256, settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS),
         keepalive_expiry=30,
     )
-    timeout = httpx.Timeout(
+    timeout = httpx2.Timeout(
         connect=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
         read=settings.TOLLGATE_UPSTREAM_READ_TIMEOUT,
         write=30,
         pool=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
     )
-    return httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
+    return httpx2.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
 
 
 def upstream_request_build(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     deployment: DeploymentEntry,
     *,
     api_key: str,
     body: bytes,
     client_headers: dict[str, str],
     path: str | None = None,
-) -> httpx.Request:
+) -> httpx2.Request:
     """The HTTP request for one attempt. `path` defaults to the protocol's chat
     endpoint. Only headers the upstream needs are sent: never the client's own
     Tollgate key."""
