@@ -98,6 +98,14 @@ def credit_avail_key(organisation_id: int) -> str:
     return credit_keys(organisation_id)[0]
 
 
+def credit_pending_release(sync_client, org_totals: dict[int, int]) -> None:
+    """After a usage batch committed to the ledger: those costs are no longer pending."""
+    pipe = sync_client.pipeline(transaction=False)
+    for org_id, total in org_totals.items():
+        pipe.decrby(credit_keys(org_id)[2], total)
+    pipe.execute()
+
+
 _RESERVE = """
 local avail = redis.call('GET', KEYS[1])
 if not avail then return {-1, 0} end
@@ -196,10 +204,7 @@ class RedisCreditStore:
         )
 
     def flushed(self, org_totals: dict[int, int]) -> None:
-        pipe = self._s.pipeline(transaction=False)
-        for org_id, total in org_totals.items():
-            pipe.decrby(self._keys(org_id)[2], total)
-        pipe.execute()
+        credit_pending_release(self._s, org_totals)
 
     def invalidate(self, organisation_ids: list[int]) -> None:
         if organisation_ids:

@@ -206,6 +206,15 @@ TOLLGATE_UPSTREAM_CONNECT_TIMEOUT = env_int("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT",
 TOLLGATE_UPSTREAM_READ_TIMEOUT = env_int("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600)
 TOLLGATE_UPSTREAM_MAX_CONNECTIONS = env_int("TOLLGATE_UPSTREAM_MAX_CONNECTIONS", 1000)
 TOLLGATE_REDIS_MAX_CONNECTIONS = env_int("TOLLGATE_REDIS_MAX_CONNECTIONS", 200)
+# Where usage events are written to the database: "inprocess" (a flusher thread in each
+# gateway process; required without Redis) or "external" (a `manage.py usage_worker`
+# process consumes the Redis stream; `manage.py serve` starts one and sets this for its
+# web workers, so the event loop never shares the GIL with database writes).
+TOLLGATE_USAGE_FLUSHER = env_str("TOLLGATE_USAGE_FLUSHER", "inprocess")
+if TOLLGATE_USAGE_FLUSHER not in ("inprocess", "external"):
+    raise ConfigError("TOLLGATE_USAGE_FLUSHER must be 'inprocess' or 'external'")
+if TOLLGATE_USAGE_FLUSHER == "external" and not REDIS_URL:
+    raise ConfigError("TOLLGATE_USAGE_FLUSHER=external needs REDIS_URL (the shared queue)")
 TOLLGATE_USAGE_BATCH_SIZE = env_int("TOLLGATE_USAGE_BATCH_SIZE", 200)
 TOLLGATE_USAGE_FLUSH_MS = env_int("TOLLGATE_USAGE_FLUSH_MS", 200)
 TOLLGATE_DEMO_UPSTREAM_URL = env_str("TOLLGATE_DEMO_UPSTREAM_URL", "http://127.0.0.1:8001")

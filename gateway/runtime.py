@@ -97,7 +97,8 @@ class Runtime:
             self.credit = LocalCreditStore(self.run_db)
             self.usage = LocalUsageQueue()
         self.flusher = UsageFlusher(self.usage, self.credit.flushed)
-        self.flusher.start()
+        if settings.TOLLGATE_USAGE_FLUSHER == "inprocess":
+            self.flusher.start()
         self.started = True
 
     async def stop(self) -> None:

@@ -34,6 +34,8 @@ from gateway.models import RequestLog
 log = logging.getLogger(__name__)
 
 STREAM = "tg:usage"
+LAST_USED_RESOLUTION_SECONDS = 30
+_last_used_written: dict[int, float] = {}
 GROUP = "flushers"
 
 _LOG_FIELDS = (
@@ -59,7 +61,7 @@ def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, int]:
         return {}
     rows = []
     postings = []
-    last_used: dict[int, float] = {}
+    last_used: dict[int, float] = {}  # key id -> newest request time in this batch
     for e in events:
         row = RequestLog(
             organisation_id=e["organisation_id"],
@@ -88,6 +90,9 @@ def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, int]:
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True)
         written = ledger_post_many(postings=postings)
         for key_id, ts in last_used.items():
+            if ts - _last_used_written.get(key_id, 0) < LAST_USED_RESOLUTION_SECONDS:
+                continue  # "last used" is shown to the minute: skip needless writes
+            _last_used_written[key_id] = ts
             when = datetime.fromtimestamp(ts, tz=UTC)
             ApiKey.objects.filter(pk=key_id).filter(
                 Q(last_used_at__isnull=True) | Q(last_used_at__lt=when)

@@ -31,6 +31,14 @@ class Command(BaseCommand):
                 "--host", url.hostname or "127.0.0.1", "--port", str(url.port or 8001),
             ], cwd=settings.BASE_DIR)
             self.stdout.write(f"demo upstream on {settings.TOLLGATE_DEMO_UPSTREAM_URL}")
+        usage_worker = None
+        if settings.REDIS_URL and settings.TOLLGATE_USAGE_FLUSHER == "inprocess":
+            # A dedicated process writes usage to the database, so the web workers'
+            # event loops never share their GIL with those writes.
+            usage_worker = subprocess.Popen(
+                [sys.executable, "manage.py", "usage_worker"], cwd=settings.BASE_DIR)
+            os.environ["TOLLGATE_USAGE_FLUSHER"] = "external"  # web workers spawned...
+            settings.TOLLGATE_USAGE_FLUSHER = "external"  # ...and one served in process
         beat = None
         if not settings.REDIS_URL:
             # No broker, so no Celery beat: run the beat schedule in-process (roll-ups).
@@ -50,6 +58,9 @@ class Command(BaseCommand):
                 access_log=False, timeout_graceful_shutdown=10,
             )
         finally:
+            if usage_worker is not None:
+                usage_worker.terminate()  # it drains what is queued before exiting
+                usage_worker.wait(timeout=30)
             if beat is not None:
                 beat.stop()
             if demo is not None:
