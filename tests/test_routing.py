@@ -261,3 +261,19 @@ def test_two_workers_share_cooldowns(chain, second_worker):
     assert response.status_code == 200
     assert response.headers["x-tollgate-attempted-count"] == "1"
     assert upstream_models(world) == ["gpt-a", "gpt-b", "gpt-b"]
+
+
+def test_a_rested_deployment_is_probed_back_in(chain):
+    world = chain.world
+    world.fake.script("gpt-a", [{"status": 502}] * 3)
+    for _ in range(3):
+        chain.create()
+    key = str(chain.model.deployments.get(upstream_model="gpt-a").pk)
+    assert runtime.health.resting(key) > 0
+    runtime.health.rest_until[key] = 0.0  # as if the rest had run out
+    assert runtime.health.needs_probe(key)
+    chain.create()  # this request probes gpt-a, which has recovered
+    assert upstream_models(world)[-1] == "gpt-a"
+    assert not runtime.health.needs_probe(key)  # closed again
+    chain.create()
+    assert upstream_models(world)[-1] == "gpt-a"
