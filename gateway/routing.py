@@ -124,6 +124,15 @@ async def _note_failure(cand: Candidate, failure: AttemptFailed) -> None:
             cand.health_key, rest_seconds=failure.rest if failure.rest else None)
 
 
+def _attempt_new(call: Call, cand: Candidate, bodies: Bodies) -> Attempt:
+    # One prepared body per upstream protocol and model; the model name sent is the
+    # deployment's own.
+    prepared = {**bodies[(cand.deployment.provider.protocol, cand.model.public_id)],
+                "model": cand.deployment.upstream_model}
+    body = json.dumps(prepared, separators=(",", ":"), ensure_ascii=False).encode()
+    return Attempt(call=call, candidate=cand, body=body)
+
+
 async def walk(
     call: Call,
     candidates: list[Candidate],
@@ -134,17 +143,28 @@ async def walk(
     input_estimate: int = 0,
 ) -> tuple[Attempt, Any]:
     """Try candidates until one succeeds; returns that attempt and `run`'s result."""
-    queue = list(candidates)
     failures: list[tuple[Candidate, AttemptFailed]] = []
+    if hedge_delay is None and call.deadline is None:
+        # The common case: one attempt at a time, awaited directly (no tasks).
+        for cand in candidates:
+            attempt = _attempt_new(call, cand, bodies)
+            try:
+                result = await run(attempt)
+            except AttemptFailed as failure:
+                failures.append((cand, failure))
+                await _note_failure(cand, failure)
+                if not failure.retryable:
+                    break
+                continue
+            await runtime.health.record_success(cand.health_key)
+            return attempt, result
+        raise failure_summary(failures)
+
+    queue = list(candidates)
     running: dict[asyncio.Task, Attempt] = {}
 
     def launch() -> None:
-        cand = queue.pop(0)
-        # One prepared body per upstream protocol; the model is each deployment's own.
-        prepared = {**bodies[(cand.deployment.provider.protocol, cand.model.public_id)],
-                    "model": cand.deployment.upstream_model}
-        body = json.dumps(prepared, separators=(",", ":"), ensure_ascii=False).encode()
-        attempt = Attempt(call=call, candidate=cand, body=body)
+        attempt = _attempt_new(call, queue.pop(0), bodies)
         running[asyncio.create_task(run(attempt))] = attempt
 
     async def cancel_losers() -> None:
