@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint chromium bench
+.PHONY: run test install lint chromium node-clients bench
 
 $(VENV)/.installed: requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Tollgate needs Python 3.11"'
@@ -22,7 +22,7 @@ run: install
 	$(PY) manage.py bootstrap
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
-test: install chromium
+test: install chromium node-clients
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -33,6 +33,11 @@ lint: install
 # Browser tests drive Debian's Chromium; install it where missing (needs root or sudo).
 chromium:
 	@sh scripts/ensure-chromium.sh
+
+# The official Node SDKs for tests/test_node_clients.py (skipped without Node).
+node-clients:
+	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; \
+	else echo "warning: npm not found: the Node SDK test will be skipped" >&2; fi
 
 bench: install
 	$(PY) bench/overhead.py
