@@ -357,14 +357,22 @@ def background(pairs: list[tuple[Phase, Phase]], load: tuple[float, ...]) -> str
     return line
 
 
+def installed(name: str) -> md.Distribution | None:
+    try:
+        return md.distribution(name)
+    except md.PackageNotFoundError:
+        return None
+
+
 def facts() -> str:
     mem = subprocess.getoutput("free -h | grep ^Mem").split()
     with open("/proc/cpuinfo") as f:
         cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
     with psycopg.connect(f"{PG}/postgres") as conn:
         pg = conn.execute("SHOW server_version").fetchone()[0]
-    libs = ", ".join(f"{n} {md.version(n)}" for n in (
-        "uvicorn", "uvloop", "httptools", "httpx", "httpcore", "Django", "psycopg", "redis"))
+    names = ("uvicorn", "uvloop", "httptools", "httpx", "httpcore", "httpx2", "httpcore2",
+             "Django", "psycopg", "redis")
+    libs = ", ".join(f"{d.name} {d.version}" for n in names if (d := installed(n)))
     commit = subprocess.getoutput(f"git -C {ROOT} rev-parse --short HEAD")
     dirty = subprocess.getoutput(f"git -C {ROOT} status --porcelain --untracked-files=no")
     return (f"- machine: nproc {subprocess.getoutput('nproc')} ({cpu}); free -h: "

@@ -99,8 +99,10 @@ def classify(cand: Candidate, error: UpstreamError,
                           code="upstream_model_not_found")
         return AttemptFailed(gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False)
     if status == 429:
+        # The client may retry after the upstream's own delay (the SDKs honour it).
+        hint = {"retry-after": str(max(int(retry_after + 0.999), 1))} if retry_after else None
         gw = GatewayError(429, f"Rate limited by {slug}: {error.message}",
-                          code="upstream_rate_limited", type="rate_limit_error")
+                          code="upstream_rate_limited", type="rate_limit_error", headers=hint)
         if error.is_quota_exhausted:
             return AttemptFailed(gw, retryable=False, count_failure=False)
         return AttemptFailed(gw, retryable=True, rest=retry_after or DEFAULT_429_REST,

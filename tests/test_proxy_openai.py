@@ -247,6 +247,7 @@ def test_upstream_rate_limits_reach_the_client_as_429(world):
         client(world).chat.completions.create(
             model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}])
     assert "fakeai" in info.value.message
+    assert info.value.response.headers["retry-after"] == "7"
     world.drain()
     row = RequestLog.objects.get()
     assert (row.outcome, row.status_code, row.cost_nano) == ("error", 429, 0)
