@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Group, Organisation, Role
+from billing.money import usd_to_nano
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -26,6 +27,18 @@ class ApiKeyCreateForm(forms.Form):
         max_digits=12, decimal_places=2,
         help_text="Optional. Total the key may spend over its lifetime.",
     )
+    daily_limit_usd = forms.DecimalField(
+        required=False, label="Daily limit (USD)", min_value=Decimal("0.01"),
+        max_digits=12, decimal_places=2, help_text="Optional. Per UTC day.",
+    )
+    monthly_limit_usd = forms.DecimalField(
+        required=False, label="Monthly limit (USD)", min_value=Decimal("0.01"),
+        max_digits=12, decimal_places=2, help_text="Optional. Per calendar month (UTC).",
+    )
+
+    def limit_nano(self, name: str) -> int | None:
+        value = self.cleaned_data.get(name)
+        return usd_to_nano(value) if value is not None else None
 
     def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)

@@ -17,7 +17,6 @@ from django.views.decorators.http import require_POST
 from accounts.models import ApiKey, Membership, Role
 from accounts.selectors import api_key_list
 from accounts.services import ApiKeyError, api_key_create, api_key_revoke
-from billing.money import usd_to_nano
 from dashboard.access import membership_for
 from dashboard.forms import ApiKeyCreateForm
 
@@ -57,7 +56,6 @@ def key_create(request: HttpRequest, org: str) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST, organisation=organisation)
     if not form.is_valid():
         return _render_list(request, membership, form, status=400)
-    limit = form.cleaned_data["spend_limit_usd"]
     try:
         created = api_key_create(
             organisation=organisation,
@@ -65,7 +63,9 @@ def key_create(request: HttpRequest, org: str) -> HttpResponse:
             group=form.cleaned_data["group"],
             created_by=request.user,
             expires_at=form.expires_at,
-            spend_limit_total_nano=usd_to_nano(limit) if limit is not None else None,
+            spend_limit_total_nano=form.limit_nano("spend_limit_usd"),
+            spend_limit_daily_nano=form.limit_nano("daily_limit_usd"),
+            spend_limit_monthly_nano=form.limit_nano("monthly_limit_usd"),
         )
     except ApiKeyError as exc:
         form.add_error(None, str(exc))
@@ -77,7 +77,6 @@ def key_create(request: HttpRequest, org: str) -> HttpResponse:
             "membership": membership,
             "api_key": created.api_key,
             "secret": created.secret,
-            "spend_limit_usd": limit,
         },
     )
 

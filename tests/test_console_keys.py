@@ -164,3 +164,17 @@ def test_it_enforces_csrf_on_key_forms(tenant):
     ok = client.post(create, {"name": "x", "group": group, "csrfmiddlewaretoken": token})
     assert ok.status_code == 200
     assert ApiKey.objects.count() == 2
+
+
+def test_it_sets_daily_and_monthly_limits(client, tenant):
+    from accounts.models import ApiKey
+
+    client.force_login(tenant.admin)
+    response = client.post(f"/o/{tenant.organisation.slug}/keys/new/", {
+        "name": "capped", "group": tenant.organisation.default_group_id,
+        "spend_limit_usd": "50", "daily_limit_usd": "2.50", "monthly_limit_usd": "20"})
+    assert response.status_code == 200
+    key = ApiKey.objects.get(name="capped")
+    assert (key.spend_limit_total_nano, key.spend_limit_daily_nano,
+            key.spend_limit_monthly_nano) == (50 * 10**9, 2_500_000_000, 20 * 10**9)
+    assert "$2.50 a day" in response.content.decode()
