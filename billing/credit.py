@@ -194,14 +194,19 @@ class RedisCreditStore:
             args=[balance, int(pending_v or 0), int(held_v or 0), AVAIL_TTL_SECONDS],
         )
 
-    async def settle(self, hold: Hold, actual_nano: int, *, pipeline=None) -> None:
-        """Settle now, or queue the settlement on `pipeline` (one round trip with the
-        usage event)."""
+    async def settle(self, hold: Hold, actual_nano: int) -> None:
         await self._settle(
             keys=[*self._keys(hold.organisation_id), *hold.key_counters],
             args=[hold.amount_nano, actual_nano],
-            client=pipeline,
         )
+
+    def settle_queue(self, pipeline, hold: Hold, actual_nano: int) -> None:
+        """Queue the settlement on a pipeline by the script's hash. (A Script object in a
+        pipeline makes redis-py send SCRIPT EXISTS first: a round trip per request.)
+        If Redis lost its script cache, the caller gets NoScriptError for this command
+        and calls settle(), which loads the script."""
+        keys = [*self._keys(hold.organisation_id), *hold.key_counters]
+        pipeline.evalsha(self._settle.sha, len(keys), *keys, hold.amount_nano, actual_nano)
 
     def flushed(self, org_totals: dict[int, int]) -> None:
         credit_pending_release(self._s, org_totals)

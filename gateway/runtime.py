@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 from django.conf import settings
 from django.db import close_old_connections
+from redis.exceptions import NoScriptError
 
 from billing.credit import LocalCreditStore, RedisCreditStore
 from gateway.auth import KeyInfo, key_info_load
@@ -154,9 +155,15 @@ class Runtime:
         """Settle a credit hold and queue the usage event: with Redis, one round trip."""
         if self.redis is not None and hold is not None and event is not None:
             pipe = self.redis.pipeline(transaction=False)
-            await self.credit.settle(hold, cost_nano, pipeline=pipe)
+            self.credit.settle_queue(pipe, hold, cost_nano)
             await self.usage.append(event, pipeline=pipe)
-            await pipe.execute()
+            settled, queued = await pipe.execute(raise_on_error=False)
+            if isinstance(queued, Exception):
+                raise queued
+            if isinstance(settled, NoScriptError):
+                await self.credit.settle(hold, cost_nano)  # loads the script, then runs
+            elif isinstance(settled, Exception):
+                raise settled
             return
         if hold is not None:
             await self.credit.settle(hold, cost_nano)

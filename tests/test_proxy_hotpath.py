@@ -228,3 +228,22 @@ def test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream(world, 
     world.drain()
     row = RequestLog.objects.get()
     assert (row.outcome, row.status_code, row.cost_nano) == ("cancelled", 499, 0)
+
+
+def test_settlement_survives_redis_losing_its_scripts(world, settings):
+    """After a Redis restart the script cache is empty: the settle queued by hash fails
+    with NOSCRIPT and is run again, loading the script; billing is unaffected."""
+    if not settings.REDIS_URL:
+        pytest.skip("embedded mode keeps credit in process")
+    import redis
+
+    c = client(world)
+    c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    redis.Redis.from_url(settings.REDIS_URL).script_flush()
+    c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
+    world.drain()
+    assert RequestLog.objects.count() == 2
+    assert LedgerEntry.objects.filter(kind=EntryKind.USAGE).count() == 2
+    held = redis.Redis.from_url(settings.REDIS_URL).get(
+        f"tg:credit:{{{world.organisation.pk}}}:held")
+    assert int(held) == 0  # both holds settled
