@@ -69,6 +69,7 @@ class Phase:
     ttfbs: list[float] = field(default_factory=list)
     sent: int = 0
     errors: int = 0
+    error_statuses: dict = field(default_factory=dict)
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     sample: bytes = b""  # the body of the first response, to check what was served
@@ -105,6 +106,7 @@ async def load(phase: Phase, host: str, port: int, raw: bytes, total: int,
                 phase.ttfbs.append(ttfb)
             else:
                 phase.errors += 1
+                phase.error_statuses[status] = phase.error_statuses.get(status, 0) + 1
             if conn.keep is not None:
                 phase.sample, conn.keep = b"".join(conn.keep), None
 

@@ -257,7 +257,7 @@ def run_phase(stack: Stack, phase: Phase, total: int, seconds: float, tag: str) 
     want = b'"cost"' if phase.target == "gateway" else b'"usage"'
     if phase.errors or want not in phase.sample or (
             phase.stream and b"[DONE]" not in phase.sample):
-        raise RuntimeError(f"{session}: {phase.errors} errors; sample response "
+        raise RuntimeError(f"{session}: {phase.errors} errors {phase.error_statuses}; sample "
                            f"{phase.sample[:600]!r}")
     return phase
 
