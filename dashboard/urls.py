@@ -43,6 +43,9 @@ urlpatterns = [
          name="session_detail"),
     path("o/<slug:org>/models/", views_models.model_list, name="models"),
     path("operator/", views_operator.operator_overview, name="operator"),
+    path("operator/requests/", views_operator.operator_requests, name="operator_requests"),
+    path("operator/requests/<str:request_id>/", views_operator.operator_request_detail,
+         name="operator_request_detail"),
     # billing: balance, ledger, top-ups; BYOK provider keys
     path("o/<slug:org>/billing/", views_billing.billing, name="billing"),
     path("o/<slug:org>/billing/topup/", views_billing.billing_topup, name="billing_topup"),

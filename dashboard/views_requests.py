@@ -34,7 +34,7 @@ STATUSES = tuple(RequestOutcome.values)
 FILTER_PARAMS = ("key", "model", "status", "class", "provider", "byok", "window", "session")
 
 
-def _filters_parse(params: QueryDict) -> tuple[dict[str, str], RequestFilters]:
+def filters_parse(params: QueryDict) -> tuple[dict[str, str], RequestFilters]:
     """The filter form's values as typed (to redisplay them) and as a RequestFilters;
     values that make no sense are ignored rather than refused."""
     raw = {name: params.get(name, "").strip() for name in FILTER_PARAMS}
@@ -52,7 +52,7 @@ def _filters_parse(params: QueryDict) -> tuple[dict[str, str], RequestFilters]:
     return raw, filters
 
 
-def _cursor_parse(raw: str) -> tuple[datetime, int] | None:
+def cursor_parse(raw: str) -> tuple[datetime, int] | None:
     when_raw, _, pk_raw = raw.partition("|")
     when = parse_datetime(when_raw) if when_raw else None
     if when is None or not pk_raw.isdigit():
@@ -64,10 +64,10 @@ def _cursor_parse(raw: str) -> tuple[datetime, int] | None:
 def request_list(request: HttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org)
     organisation = membership.organisation
-    raw, filters = _filters_parse(request.GET)
+    raw, filters = filters_parse(request.GET)
     rows = request_logs_filtered(organisation_id=organisation.pk, filters=filters)
     before = request.GET.get("before", "")
-    page, cursor = request_log_page(rows=rows, before=_cursor_parse(before), size=PAGE_SIZE)
+    page, cursor = request_log_page(rows=rows, before=cursor_parse(before), size=PAGE_SIZE)
     next_cursor = f"{cursor[0].isoformat()}|{cursor[1]}" if cursor else ""
     keys = organisation.api_keys.order_by("name").only("id", "name", "prefix", "last_four")
     query = {k: v for k, v in raw.items() if v}
@@ -138,7 +138,7 @@ def request_export(request: HttpRequest, org: str) -> StreamingHttpResponse:
     """Every row matching the list's filters (not just one page), newest first, as CSV,
     streamed so an export of millions of rows never sits in memory."""
     membership = membership_for(request, org)
-    _, filters = _filters_parse(request.GET)
+    _, filters = filters_parse(request.GET)
     rows = request_logs_filtered(organisation_id=membership.organisation.pk, filters=filters)
     # Under ASGI a synchronous iterator would be read whole into a list before the
     # first byte is sent, so the server gets an async one (fetching in chunks).
@@ -162,11 +162,11 @@ def request_detail(request: HttpRequest, org: str, request_id: str) -> HttpRespo
     if row is None:
         raise Http404("No such request")
     return render(request, "dashboard/requests/detail.html", {
-        "membership": membership, "row": row, "timeline": _timeline(row),
+        "membership": membership, "row": row, "timeline": attempts_timeline(row),
     })
 
 
-def _timeline(row) -> list[dict]:
+def attempts_timeline(row) -> list[dict]:
     """The attempts as bars on one time axis: when each started after the request
     did, how long it took, and which one served."""
     start = row.started_at.timestamp()

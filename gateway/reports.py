@@ -227,10 +227,13 @@ class RequestFilters:
 
 
 def request_logs_filtered(
-    *, organisation_id: int, filters: RequestFilters
+    *, organisation_id: int | None, filters: RequestFilters
 ) -> QuerySet[RequestLog]:
-    """An organisation's request log narrowed by `filters`, newest first."""
-    rows = RequestLog.objects.filter(organisation_id=organisation_id)
+    """An organisation's request log narrowed by `filters`, newest first. None means
+    every organisation's: for operators' views only."""
+    rows = RequestLog.objects.all()
+    if organisation_id is not None:
+        rows = rows.filter(organisation_id=organisation_id)
     if filters.api_key_id is not None:
         rows = rows.filter(api_key_id=filters.api_key_id)
     if filters.model:
@@ -248,7 +251,7 @@ def request_logs_filtered(
         rows = rows.filter(session_id=filters.session_id)
     if filters.since is not None:
         rows = rows.filter(started_at__gte=filters.since)
-    return rows.select_related("api_key").order_by("-started_at", "-pk")
+    return rows.select_related("api_key", "organisation").order_by("-started_at", "-pk")
 
 
 def request_log_page(
