@@ -28,6 +28,10 @@ from django.db.models import Sum
 from billing.models import CreditBalance, EntryKind, LedgerEntry
 
 AVAIL_TTL_SECONDS = 600  # an idle organisation's cached figure is rebuilt after this
+# A hold that is never settled (its process was killed mid-request) would reduce the
+# organisation's available credit for good; the held sum expires once no request of
+# the organisation has been admitted for this long.
+HELD_IDLE_SECONDS = 6 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,7 @@ for i = 3, #KEYS do
 end
 redis.call('DECRBY', KEYS[1], amount)
 redis.call('INCRBY', KEYS[2], amount)
+redis.call('EXPIRE', KEYS[2], ARGV[#ARGV])
 for i = 3, #KEYS do redis.call('INCRBY', KEYS[i], amount) end
 return {1, 0}
 """
@@ -166,7 +171,7 @@ class RedisCreditStore:
         for _attempt in range(4):
             result = await self._reserve(
                 keys=[avail, held, *counters],
-                args=[amount_nano, *(limit for _, limit in windows)],
+                args=[amount_nano, *(limit for _, limit in windows), HELD_IDLE_SECONDS],
             )
             status = int(result[0])
             if status == 1:

@@ -13,6 +13,7 @@ Every failure is answered in the client's protocol with the status its SDK expec
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import UTC, datetime
@@ -76,6 +77,10 @@ class ProxyApp:
                 )
         except ClientGone:
             await call.finish(status=499, outcome="cancelled")
+        except asyncio.CancelledError:
+            # The server is shutting down mid-request: release the hold and log it.
+            await asyncio.shield(call.finish(status=499, outcome="cancelled"))
+            raise
         except GatewayError as error:
             await call.finish(status=error.status, outcome="error", error=error)
             headers = {**call.base_headers(), **(error.headers or {})}
