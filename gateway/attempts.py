@@ -55,12 +55,13 @@ class Candidate:
 
 class AttemptFailed(Exception):
     def __init__(self, error: GatewayError, *, retryable: bool, rest: float | None = None,
-                 count_failure: bool = True) -> None:
+                 count_failure: bool = True, skip_deployment: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
         self.retryable = retryable  # may the next deployment be tried
         self.rest = rest  # seconds this deployment should rest
         self.count_failure = count_failure  # towards the circuit breaker
+        self.skip_deployment = skip_deployment  # not even with another key
 
 
 def _retry_after(headers: httpx2.Headers | None) -> float | None:
@@ -97,7 +98,8 @@ def classify(cand: Candidate, error: UpstreamError,
         gw = GatewayError(502, f"{slug} does not know the model "
                           f"'{cand.deployment.upstream_model}': {error.message}",
                           code="upstream_model_not_found")
-        return AttemptFailed(gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False)
+        return AttemptFailed(gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False,
+                             skip_deployment=True)
     if status == 429:
         # The client may retry after the upstream's own delay (the SDKs honour it).
         hint = {"retry-after": str(max(int(retry_after + 0.999), 1))} if retry_after else None
@@ -120,10 +122,14 @@ def classify(cand: Candidate, error: UpstreamError,
         gw = GatewayError(status, f"{slug} is overloaded: {error.message}",
                           code="upstream_overloaded")
         return AttemptFailed(gw, retryable=True, rest=retry_after or DEFAULT_OVERLOAD_REST)
-    if status >= 500:
+    if status in (500, 502):
         return AttemptFailed(GatewayError(502, f"{slug} failed: {error.message}",
                                           code="upstream_error"), retryable=True,
                              rest=retry_after)
+    if status >= 500:  # 501, 505...: retrying elsewhere will not change the answer
+        return AttemptFailed(GatewayError(502, f"{slug} failed: {error.message}",
+                                          code="upstream_error"), retryable=False,
+                             count_failure=False)
     gw = GatewayError(400 if status == 422 else status,
                       f"{slug} rejected the request: {error.message}",
                       code="upstream_bad_request", type="invalid_request_error")

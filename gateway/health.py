@@ -74,10 +74,16 @@ class DeploymentHealth:
         return True
 
     # --- writing (failure paths only) -------------------------------------------------
-    async def record_failure(self, key: str, *, rest_seconds: float | None = None) -> float:
-        """Count a failure; rest the deployment if the upstream asked or the breaker
-        trips. Returns the rest applied (0 if none)."""
+    async def record_failure(self, key: str, *, rest_seconds: float | None = None,
+                             count: bool = True) -> float:
+        """Count a failure (unless `count` is false: a rate limit is not a fault);
+        rest the deployment if the upstream asked or the breaker trips. Returns the
+        rest applied (0 if none)."""
         now = time.time()
+        if not count:
+            if rest_seconds:
+                await self._rest(key, now + rest_seconds)
+            return rest_seconds or 0.0
         if self._r is not None:
             fails = int(await self._fail_script(
                 keys=[f"tg:fails:{key}"], args=[FAILURE_WINDOW_SECONDS]))

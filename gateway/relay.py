@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from typing import Any
@@ -37,6 +38,7 @@ from gateway.routing import Bodies, walk
 from gateway.runtime import runtime
 
 _rng = random.Random()
+log = logging.getLogger("tollgate.proxy")
 
 
 async def serve_once(call: Call, send, candidates: list[Candidate],
@@ -107,7 +109,7 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
         keepalive = asyncio.create_task(out.keepalive())  # the upstream may pause
         try:
             if adapter.done:
-                await _finish_stream(call, adapter)
+                await _finish_stream(call, adapter, input_estimate)
             if opened.preamble:
                 await out.write(b"".join(opened.preamble))
             # One write per upstream read, however many events it held: each write is
@@ -117,7 +119,7 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
                 for event in opened.parser.feed(chunk):
                     batch.extend(adapter.feed(event))
                     if adapter.done:
-                        await _finish_stream(call, adapter)
+                        await _finish_stream(call, adapter, input_estimate)
                 if batch:
                     await out.write(b"".join(batch))
             for event in opened.parser.flush():
@@ -125,13 +127,19 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
                 if batch:
                     await out.write(b"".join(batch))
             tail = adapter.finish()
-            await _finish_stream(call, adapter)
+            await _finish_stream(call, adapter, input_estimate)
             if tail:
                 await out.write(b"".join(tail))
         except httpx2.HTTPError as exc:
             failure = transport_failure(attempt.candidate, exc)
             raise GatewayError(502, f"{failure.error.message} (the stream was cut after it "
                                "started)", code="upstream_stream_dropped") from exc
+        except (ClientGone, GatewayError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a malformed event after output started
+            log.exception("stream relay failed for %s", call.request_id)
+            raise GatewayError(502, f"{attempt.candidate.label} sent a malformed stream.",
+                               code="upstream_malformed") from exc
         finally:
             keepalive.cancel()
             await opened.response.aclose()
@@ -145,44 +153,65 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
             raise ClientGone()
         task.result()
     except ClientGone:
-        await _cancelled(call, state.get("opened"), input_estimate)
+        await _bill_partial(call, state.get("opened"), input_estimate, status=499,
+                            outcome="cancelled")
         return
     except GatewayError as error:
         if not out.started:
             raise  # nothing sent yet: the caller answers with a proper status
-        await call.finish(status=error.status, outcome="error", error=error)
+        await _bill_partial(call, state.get("opened"), input_estimate, status=error.status,
+                            outcome="error", error=error)
         await _send_stream_error(call, send, error)
+    finally:
+        if not task.done():  # the server is shutting down: stop relaying
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     await stream_end(send)
 
 
-async def _finish_stream(call: Call, adapter) -> None:
+def _partial_usage(call: Call, adapter, input_estimate: int) -> None:
+    """A stream that did not end cleanly: price what the upstream reported so far, and
+    estimate what it did not (input from the request, output from the events seen)."""
+    served = call.served
+    if served is None or served.usage is not None:
+        return
+    usage = (adapter.usage if adapter is not None else None) or Usage()
+    if usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens == 0:
+        usage.input_tokens = input_estimate
+        call.usage_estimated = True
+    if usage.output_tokens == 0 and adapter is not None:
+        usage.output_tokens = getattr(adapter, "output_estimate", 0)
+        call.usage_estimated = True
+    served.price(usage)
+
+
+async def _finish_stream(call: Call, adapter, input_estimate: int) -> None:
     if call.finished:
         return
-    served = call.served
-    if served is not None and served.usage is None:  # the hook never ran
-        served.price(adapter.usage or Usage())
     call.usage_estimated = bool(getattr(adapter, "usage_estimated", False))
+    _partial_usage(call, adapter, input_estimate)  # if no final usage came
     if adapter.error is not None:
         error = GatewayError(adapter.error.status, adapter.error.message,
                              code="upstream_stream_error")
-        await call.finish(status=adapter.error.status, outcome="error", error=error)
+        finish = call.finish(status=adapter.error.status, outcome="error", error=error)
+    elif not adapter.done:
+        error = GatewayError(502, "The upstream ended the stream without finishing it.",
+                             code="upstream_stream_incomplete")
+        finish = call.finish(status=502, outcome="error", error=error)
     else:
-        await call.finish(status=200, outcome="ok")
+        finish = call.finish(status=200, outcome="ok")
+    # Billing must complete even if the client leaves during it.
+    await asyncio.shield(finish)
 
 
-async def _cancelled(call: Call, opened: OpenStream | None, input_estimate: int) -> None:
-    """The client went away: bill what was used so far (estimated if the upstream had
-    not reported it yet) and log the request as cancelled."""
+async def _bill_partial(call: Call, opened: OpenStream | None, input_estimate: int, *,
+                        status: int, outcome: str, error: GatewayError | None = None) -> None:
+    """The stream ended early (client gone, upstream failure after output started):
+    bill what was used so far and log it."""
     if call.finished:
         return
-    if opened is not None and call.served is not None:
-        adapter = opened.adapter
-        usage = adapter.usage or Usage(input_tokens=input_estimate)
-        if usage.output_tokens == 0:
-            usage.output_tokens = getattr(adapter, "output_estimate", 0)
-            call.usage_estimated = True
-        call.served.price(usage)
-    await call.finish(status=499, outcome="cancelled")
+    _partial_usage(call, opened.adapter if opened is not None else None, input_estimate)
+    await asyncio.shield(call.finish(status=status, outcome=outcome, error=error))
 
 
 async def _send_stream_error(call: Call, send, error: GatewayError) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import random
 import time
@@ -29,6 +30,8 @@ from gateway.models import ProviderKeyMode
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
+
+log = logging.getLogger("tollgate.proxy")
 
 # Prepared request bodies by (upstream protocol, model public id).
 Bodies = dict[tuple[str, str], dict[str, Any]]
@@ -121,7 +124,31 @@ def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayE
 async def _note_failure(cand: Candidate, failure: AttemptFailed) -> None:
     if failure.count_failure or failure.rest:
         await runtime.health.record_failure(
-            cand.health_key, rest_seconds=failure.rest if failure.rest else None)
+            cand.health_key, rest_seconds=failure.rest if failure.rest else None,
+            count=failure.count_failure)
+
+
+async def _guarded(run: Callable[[Attempt], Awaitable[Any]], attempt: Attempt) -> Any:
+    """Run an attempt; anything unexpected it raises (a malformed upstream answer the
+    parsers choke on) is a failure of that deployment, not of the gateway."""
+    try:
+        return await run(attempt)
+    except (AttemptFailed, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        log.exception("attempt at %s failed unexpectedly", attempt.candidate.label)
+        if attempt.record is None:
+            attempt.log(0, f"{type(exc).__name__}: {exc}", error_type="upstream_malformed")
+        raise AttemptFailed(GatewayError(
+            502, f"{attempt.candidate.label} sent a response the gateway could not read.",
+            code="upstream_malformed"), retryable=True) from exc
+
+
+async def _close_result(result: Any) -> None:
+    """Close what a finished but unused attempt holds (an open upstream stream)."""
+    response = getattr(result, "response", None)
+    if response is not None:
+        await response.aclose()
 
 
 def _attempt_new(call: Call, cand: Candidate, bodies: Bodies) -> Attempt:
@@ -144,13 +171,18 @@ async def walk(
 ) -> tuple[Attempt, Any]:
     """Try candidates until one succeeds; returns that attempt and `run`'s result."""
     failures: list[tuple[Candidate, AttemptFailed]] = []
+    skip_deployments: set[int] = set()  # the upstream said it does not know the model
     if hedge_delay is None and call.deadline is None:
         # The common case: one attempt at a time, awaited directly (no tasks).
         for cand in candidates:
+            if cand.deployment.id in skip_deployments:
+                continue
             attempt = _attempt_new(call, cand, bodies)
             try:
-                result = await run(attempt)
+                result = await _guarded(run, attempt)
             except AttemptFailed as failure:
+                if failure.skip_deployment:
+                    skip_deployments.add(cand.deployment.id)
                 failures.append((cand, failure))
                 await _note_failure(cand, failure)
                 if not failure.retryable:
@@ -162,10 +194,11 @@ async def walk(
 
     queue = list(candidates)
     running: dict[asyncio.Task, Attempt] = {}
+    winner = None
 
     def launch() -> None:
         attempt = _attempt_new(call, queue.pop(0), bodies)
-        running[asyncio.create_task(run(attempt))] = attempt
+        running[asyncio.create_task(_guarded(run, attempt))] = attempt
 
     async def cancel_losers() -> None:
         for task, attempt in running.items():
@@ -192,6 +225,7 @@ async def walk(
                 if not done:
                     launch()  # hedge: the first has not answered in time
                     continue
+                winner: tuple[Attempt, Any] | None = None
                 for task in done:
                     attempt = running.pop(task)
                     try:
@@ -203,9 +237,13 @@ async def walk(
                             await cancel_losers()
                             raise failure_summary(failures) from None
                         continue
-                    await runtime.health.record_success(attempt.candidate.health_key)
-                    await cancel_losers()
-                    return attempt, result
+                    if winner is None:
+                        winner = (attempt, result)
+                    else:  # two answered in the same instant: close the second
+                        attempt.record["note"] = "answered second; not used"  # type: ignore[index]
+                        await _close_result(result)
+                if winner is not None:
+                    break
                 if not running and queue:
                     launch()
     except TimeoutError:
@@ -228,4 +266,8 @@ async def walk(
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         raise
-    raise failure_summary(failures)
+    if winner is None:
+        raise failure_summary(failures)
+    await runtime.health.record_success(winner[0].candidate.health_key)
+    await cancel_losers()
+    return winner

@@ -277,3 +277,45 @@ def test_a_rested_deployment_is_probed_back_in(chain):
     assert not runtime.health.needs_probe(key)  # closed again
     chain.create()
     assert upstream_models(world)[-1] == "gpt-a"
+
+
+@pytest.mark.parametrize("behaviour", [{"drop_after_chunks": 4},
+                                       {"stream_error_after_chunks": 4}])
+def test_a_stream_that_breaks_after_output_started_is_billed_for_what_was_used(
+        chain, behaviour):
+    world = chain.world
+    world.fake.script("gpt-a", [behaviour])
+    queued = runtime.events_queued
+    with httpx.stream("POST", f"{world.url}/v1/chat/completions", timeout=20, headers={
+            "authorization": f"Bearer {world.secret}"}, json={
+            "model": "chain-model", "stream": True,
+            "messages": [{"role": "user", "content": "one two three four five six"}]}) as r:
+        assert r.status_code == 200
+        body = r.read().decode()
+    assert "Echo" in body
+    assert runtime.wait_for_events(queued + 1)
+    row = only_row(world)
+    assert row.outcome == "error" and row.usage_estimated
+    assert row.output_tokens > 0 and row.cost_nano > 0
+    assert LedgerEntry.objects.get(reference=row.request_id).amount_nano == -row.cost_nano
+    assert upstream_models(world) == ["gpt-a"]  # output had started: no fallback
+
+
+def test_a_malformed_stream_error_falls_back_instead_of_failing(chain):
+    world = chain.world
+    world.fake.script("gpt-a", [{"stream_error_after_chunks": 0, "body": {"error": "oops"}}])
+    stream = chain.create(stream=True).parse()
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "Echo: hi"
+    assert upstream_models(world) == ["gpt-a", "gpt-b"]
+
+
+def test_rate_limits_rest_a_deployment_without_opening_its_breaker(chain):
+    world = chain.world
+    key = str(chain.model.deployments.get(upstream_model="gpt-a").pk)
+    world.fake.script("gpt-a", [{"status": 429, "headers": {"retry-after": "1"}}] * 3)
+    for _ in range(3):
+        chain.create()
+        runtime.health.rest_until[key] = 0.0  # the 1 s rest is over
+    assert not runtime.health.needs_probe(key)
+    assert runtime.health.resting(key) == 0

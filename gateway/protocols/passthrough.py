@@ -51,6 +51,8 @@ class OpenAIPassthroughStream:
         raw = event.raw
         if raw.startswith(b'data: {"error"') or raw.startswith(b'data:{"error"'):
             payload = event.json().get("error") or {}
+            if not isinstance(payload, dict):
+                payload = {"message": str(payload)}
             self.error = UpstreamError(
                 status=502, type=str(payload.get("type") or ""),
                 message=str(payload.get("message") or "upstream stream error"),
@@ -148,6 +150,8 @@ class AnthropicPassthroughStream:
             return [event.raw]
         if name == "error":
             payload = (event.json() or {}).get("error") or {}
+            if not isinstance(payload, dict):
+                payload = {"message": str(payload)}
             self.error = UpstreamError(
                 status=529 if payload.get("type") == "overloaded_error" else 502,
                 type=str(payload.get("type") or ""),
