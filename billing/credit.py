@@ -94,20 +94,23 @@ def key_spend_load(key_id: int, window: str) -> int:
 
 
 def credit_keys(organisation_id: int) -> list[str]:
+    """avail, held, pending, and pendreq (request id -> its pending amount)."""
     base = f"tg:credit:{{{organisation_id}}}"  # one hash slot per organisation
-    return [f"{base}:avail", f"{base}:held", f"{base}:pending"]
+    return [f"{base}:avail", f"{base}:held", f"{base}:pending", f"{base}:pendreq"]
 
 
 def credit_avail_key(organisation_id: int) -> str:
     return credit_keys(organisation_id)[0]
 
 
-def credit_pending_release(sync_client, org_totals: dict[int, int]) -> None:
-    """After a usage batch committed to the ledger: those costs are no longer pending."""
-    pipe = sync_client.pipeline(transaction=False)
-    for org_id, total in org_totals.items():
-        pipe.decrby(credit_keys(org_id)[2], total)
-    pipe.execute()
+def credit_pending_release(sync_client, org_requests: dict[int, list[str]]) -> None:
+    """After a usage batch committed to the ledger, those requests' costs are no longer
+    pending. Keyed by request id, so releasing a batch twice (a replay after a crash
+    between commit and acknowledgement) changes nothing."""
+    script = sync_client.register_script(_RELEASE)
+    for org_id, request_ids in org_requests.items():
+        keys = credit_keys(org_id)
+        script(keys=[keys[2], keys[3]], args=request_ids)
 
 
 _RESERVE = """
@@ -133,9 +136,26 @@ local hold = tonumber(ARGV[1])
 local actual = tonumber(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], hold - actual) end
 redis.call('DECRBY', KEYS[2], hold)
-redis.call('INCRBY', KEYS[3], actual)
-for i = 4, #KEYS do
+if actual > 0 then
+  redis.call('INCRBY', KEYS[3], actual)
+  redis.call('HSET', KEYS[4], ARGV[3], actual)
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+end
+for i = 5, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], actual - hold) end
+end
+return 1
+"""
+
+# Idempotent per request: a replayed batch releases nothing twice.
+_RELEASE = """
+for i = 1, #ARGV do
+  local amount = redis.call('HGET', KEYS[2], ARGV[i])
+  if amount then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('DECRBY', KEYS[1], amount)
+  end
 end
 return 1
 """
@@ -165,7 +185,7 @@ class RedisCreditStore:
     async def reserve(
         self, *, organisation_id: int, amount_nano: int, limits: KeyLimits | None = None
     ) -> Hold | Refusal:
-        avail, held, _ = self._keys(organisation_id)
+        avail, held, _, _ = self._keys(organisation_id)
         windows = limits.windows(dt.datetime.now(dt.UTC)) if limits else []
         counters = [f"tg:keyspend:{limits.key_id}:{w}" for w, _ in windows] if limits else []
         for _attempt in range(4):
@@ -191,7 +211,7 @@ class RedisCreditStore:
         return Refusal("balance", 0)
 
     async def _rebuild_avail(self, org_id: int) -> None:
-        avail, held, pending = self._keys(org_id)
+        avail, held, pending, _ = self._keys(org_id)
         held_v, pending_v = await self._r.mget(held, pending)
         balance = await self._run_db(balance_load, org_id)
         await self._rebuild(
@@ -199,22 +219,23 @@ class RedisCreditStore:
             args=[balance, int(pending_v or 0), int(held_v or 0), AVAIL_TTL_SECONDS],
         )
 
-    async def settle(self, hold: Hold, actual_nano: int) -> None:
+    async def settle(self, hold: Hold, actual_nano: int, request_id: str) -> None:
         await self._settle(
             keys=[*self._keys(hold.organisation_id), *hold.key_counters],
-            args=[hold.amount_nano, actual_nano],
+            args=[hold.amount_nano, actual_nano, request_id, HELD_IDLE_SECONDS],
         )
 
-    def settle_queue(self, pipeline, hold: Hold, actual_nano: int) -> None:
+    def settle_queue(self, pipeline, hold: Hold, actual_nano: int, request_id: str) -> None:
         """Queue the settlement on a pipeline by the script's hash. (A Script object in a
         pipeline makes redis-py send SCRIPT EXISTS first: a round trip per request.)
         If Redis lost its script cache, the caller gets NoScriptError for this command
         and calls settle(), which loads the script."""
         keys = [*self._keys(hold.organisation_id), *hold.key_counters]
-        pipeline.evalsha(self._settle.sha, len(keys), *keys, hold.amount_nano, actual_nano)
+        pipeline.evalsha(self._settle.sha, len(keys), *keys, hold.amount_nano, actual_nano,
+                         request_id, HELD_IDLE_SECONDS)
 
-    def flushed(self, org_totals: dict[int, int]) -> None:
-        credit_pending_release(self._s, org_totals)
+    def flushed(self, org_requests: dict[int, list[str]]) -> None:
+        credit_pending_release(self._s, org_requests)
 
     def invalidate(self, organisation_ids: list[int]) -> None:
         if organisation_ids:
@@ -237,6 +258,7 @@ class LocalCreditStore:
         self._avail: dict[int, int] = {}
         self._held: dict[int, int] = {}
         self._pending: dict[int, int] = {}
+        self._pending_requests: dict[str, tuple[int, int]] = {}
         self._keyspend: dict[str, int] = {}
 
     async def reserve(
@@ -271,21 +293,27 @@ class LocalCreditStore:
                 self._keyspend[counter] += amount_nano
         return Hold(org, amount_nano, tuple(counters))
 
-    async def settle(self, hold: Hold, actual_nano: int) -> None:
+    async def settle(self, hold: Hold, actual_nano: int, request_id: str) -> None:
         org = hold.organisation_id
         with self._lock:
             if org in self._avail:
                 self._avail[org] += hold.amount_nano - actual_nano
             self._held[org] = self._held.get(org, 0) - hold.amount_nano
-            self._pending[org] = self._pending.get(org, 0) + actual_nano
+            if actual_nano:
+                self._pending[org] = self._pending.get(org, 0) + actual_nano
+                self._pending_requests[request_id] = (org, actual_nano)
             for counter in hold.key_counters:
                 if counter in self._keyspend:
                     self._keyspend[counter] += actual_nano - hold.amount_nano
 
-    def flushed(self, org_totals: dict[int, int]) -> None:
+    def flushed(self, org_requests: dict[int, list[str]]) -> None:
         with self._lock:
-            for org_id, total in org_totals.items():
-                self._pending[org_id] = self._pending.get(org_id, 0) - total
+            for request_ids in org_requests.values():
+                for request_id in request_ids:
+                    released = self._pending_requests.pop(request_id, None)
+                    if released is not None:
+                        org, amount = released
+                        self._pending[org] = self._pending.get(org, 0) - amount
 
     def invalidate(self, organisation_ids: list[int]) -> None:
         with self._lock:

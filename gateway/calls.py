@@ -133,7 +133,7 @@ class Call:
         self.finished = True
         event = self._event(status, outcome, error) if self.key and self.loggable else None
         try:
-            await runtime.settle_and_record(self.hold, self.cost_nano, event)
+            await runtime.settle_and_record(self.hold, self.cost_nano, event, self.request_id)
         except Exception:
             log.exception("could not settle or queue usage of %s", self.request_id)
             if event is None:

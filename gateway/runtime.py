@@ -151,22 +151,23 @@ class Runtime:
             self._executor, _db_call, fn, *args
         )
 
-    async def settle_and_record(self, hold, cost_nano: int, event: dict | None) -> None:
+    async def settle_and_record(self, hold, cost_nano: int, event: dict | None,
+                                request_id: str) -> None:
         """Settle a credit hold and queue the usage event: with Redis, one round trip."""
         if self.redis is not None and hold is not None and event is not None:
             pipe = self.redis.pipeline(transaction=False)
-            self.credit.settle_queue(pipe, hold, cost_nano)
+            self.credit.settle_queue(pipe, hold, cost_nano, request_id)
             await self.usage.append(event, pipeline=pipe)
             settled, queued = await pipe.execute(raise_on_error=False)
             if isinstance(queued, Exception):
                 raise queued
             if isinstance(settled, NoScriptError):
-                await self.credit.settle(hold, cost_nano)  # loads the script, then runs
+                await self.credit.settle(hold, cost_nano, request_id)  # loads the script
             elif isinstance(settled, Exception):
                 raise settled
             return
         if hold is not None:
-            await self.credit.settle(hold, cost_nano)
+            await self.credit.settle(hold, cost_nano, request_id)
         if event is not None:
             await self.usage.append(event)
 

@@ -54,9 +54,10 @@ def byok_fee_nano(list_cost_nano: int) -> int:
     return int(fee.to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, int]:
+def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, list[str]]:
     """Write request log rows and ledger debits for a batch, idempotently.
-    Returns {organisation_id: nano-dollars newly debited} for credit bookkeeping."""
+    Returns {organisation_id: [request ids now debited in the ledger]} so the credit
+    store can release them from `pending` (idempotently, by request id)."""
     if not events:
         return {}
     rows = []
@@ -88,7 +89,7 @@ def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, int]:
             last_used[key_id] = max(last_used.get(key_id, 0), e["started_at"])
     with transaction.atomic():
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True)
-        written = ledger_post_many(postings=postings)
+        ledger_post_many(postings=postings)
         for key_id, ts in last_used.items():
             if ts - _last_used_written.get(key_id, 0) < LAST_USED_RESOLUTION_SECONDS:
                 continue  # "last used" is shown to the minute: skip needless writes
@@ -97,10 +98,11 @@ def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, int]:
             ApiKey.objects.filter(pk=key_id).filter(
                 Q(last_used_at__isnull=True) | Q(last_used_at__lt=when)
             ).update(last_used_at=when)
-    totals: dict[int, int] = defaultdict(int)
-    for entry in written:
-        totals[entry.organisation_id] += -entry.amount_nano
-    return dict(totals)
+    # Whether written now or by an earlier run of this batch, every debit is in.
+    committed: dict[int, list[str]] = defaultdict(list)
+    for p in postings:
+        committed[p.organisation_id].append(p.reference)
+    return dict(committed)
 
 
 @dataclass
@@ -112,8 +114,8 @@ class _Batch:
 class UsageFlusher:
     """Takes batches from a queue and writes them; runs in its own thread.
 
-    `on_written(org_totals)` is called after each committed batch (the credit store
-    releases what it counted as pending)."""
+    `on_written({org: [request ids]})` is called after each committed batch, before it
+    is acknowledged (the credit store releases what it counted as pending)."""
 
     def __init__(self, source, on_written) -> None:
         self._source = source
@@ -154,12 +156,12 @@ class UsageFlusher:
         with self._lock:
             try:
                 close_old_connections()
-                totals = usage_batch_write(batch.events)
+                committed = usage_batch_write(batch.events)
             finally:
                 close_old_connections()
+            if committed:  # before the ack: a crash in between replays, harmlessly
+                self._on_written(committed)
             self._source.ack(batch)
-            if totals:
-                self._on_written(totals)
         return len(batch.events)
 
     def drain(self) -> None:

@@ -196,7 +196,7 @@ def test_usage_replay_is_idempotent(world):
              "client_protocol": "openai", "requested_model": "x", "status_code": 200,
              "outcome": "ok", "cost_nano": row.cost_nano}
     before = balance_get(organisation=world.organisation)
-    assert usage_batch_write([event, event]) == {}
+    assert usage_batch_write([event, event]) == {row.organisation_id: [row.request_id] * 2}
     assert balance_get(organisation=world.organisation) == before
     assert RequestLog.objects.count() == 1
 
@@ -247,3 +247,25 @@ def test_settlement_survives_redis_losing_its_scripts(world, settings):
     held = redis.Redis.from_url(settings.REDIS_URL).get(
         f"tg:credit:{{{world.organisation.pk}}}:held")
     assert int(held) == 0  # both holds settled
+
+
+def test_pending_credit_is_released_once_per_request(world, settings):
+    """Settled costs count as pending until the ledger has them; releasing a batch
+    twice (a replay after a crash before the acknowledgement) releases nothing twice."""
+    if not settings.REDIS_URL:
+        pytest.skip("checks the Redis keys")
+    import redis
+
+    from billing.credit import credit_keys, credit_pending_release
+
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    _, _, pending, pendreq = credit_keys(world.organisation.pk)
+    raw = client(world).chat.completions.with_raw_response.create(
+        model="test-gpt-5.5", messages=CHAT)
+    request_id = raw.headers["x-tollgate-request-id"]
+    world.drain()
+    assert int(r.get(pending) or 0) == 0 and not r.hexists(pendreq, request_id)
+    r.hset(pendreq, "req_other", 5)  # another request, still pending
+    r.incrby(pending, 5)
+    credit_pending_release(r, {world.organisation.pk: [request_id, request_id]})
+    assert int(r.get(pending)) == 5

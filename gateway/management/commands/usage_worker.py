@@ -26,7 +26,7 @@ class Command(BaseCommand):
             raise CommandError("usage_worker needs REDIS_URL: without Redis each gateway "
                                "process writes its own usage.")
         queue = RedisUsageQueue(None, client)
-        flusher = UsageFlusher(queue, lambda totals: credit_pending_release(client, totals))
+        flusher = UsageFlusher(queue, lambda committed: credit_pending_release(client, committed))
         if once:
             flusher.drain()
             return
