@@ -36,6 +36,8 @@ def invalidation_publish(kind: str, value: str = "") -> None:
     if client is not None:
         pipe = client.pipeline(transaction=False)
         if kind == "key":
+            pipe.incr(f"tg:keygen:{value}")  # a fill that read before this is dropped
+            pipe.expire(f"tg:keygen:{value}", 86400)
             pipe.delete(f"tg:key:{value}")
         elif kind == "credit":
             from billing.credit import credit_avail_key

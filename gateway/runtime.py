@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 
 NEGATIVE_TTL = 5.0
 
+# Store a key's record only if no invalidation happened since it was read.
+_KEY_FILL = """
+if (redis.call('GET', KEYS[2]) or '0') == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 1
+"""
+
 
 def _db_call(fn, *args):
     close_old_connections()
@@ -45,8 +53,10 @@ class Runtime:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tg-db")
         self._keys: dict[str, tuple[KeyInfo | None, float]] = {}
+        self._key_generation = 0  # bumped by every key invalidation in this process
         self._byok: dict[int, tuple[dict[int, tuple[str, str]], float]] = {}
         self._snapshot: CatalogSnapshot | None = None
+        self._catalog_generation = 0
         self._snapshot_loading: asyncio.Future | None = None
         self._tasks: list[asyncio.Task] = []
         self.redis = None  # redis.asyncio client when REDIS_URL is set
@@ -89,6 +99,7 @@ class Runtime:
                 timeout=10,
             )
             self.redis = aioredis.Redis(connection_pool=pool)
+            self._key_fill = self.redis.register_script(_KEY_FILL)
             self.health = DeploymentHealth(self.redis)
             await self.health.load()
             self.credit = RedisCreditStore(self.redis, sync_client, self.run_db)
@@ -174,8 +185,10 @@ class Runtime:
     # --- invalidation --------------------------------------------------------------
     def apply_invalidation(self, kind: str, value: str) -> None:
         if kind == "key":
+            self._key_generation += 1
             self._keys.pop(value, None)
         elif kind == "catalog":
+            self._catalog_generation += 1
             self._snapshot = None
         elif kind == "byok":
             self._byok.pop(int(value), None)
@@ -221,30 +234,41 @@ class Runtime:
         return self._snapshot_loading
 
     async def _load_snapshot(self) -> CatalogSnapshot:
-        snapshot = await self.run_db(catalog_snapshot_load)
-        self._snapshot = snapshot
-        return snapshot
+        while True:
+            generation = self._catalog_generation
+            snapshot = await self.run_db(catalog_snapshot_load)
+            if generation == self._catalog_generation:
+                self._snapshot = snapshot
+                return snapshot
+            # The catalog changed while it was being read: read it again, so an
+            # older copy never replaces a newer invalidation.
 
     async def key_info(self, secret_hash: str) -> KeyInfo | None:
+        """Memory, then Redis, then the database. A fill that raced with a revocation
+        (read before it, stored after it) is discarded, here and in Redis, by comparing
+        generation counters that every invalidation bumps."""
         now = time.monotonic()
         cached = self._keys.get(secret_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
+        local_generation = self._key_generation
         info: KeyInfo | None = None
         found = False
         if self.redis is not None:
-            raw = await self.redis.get(f"tg:key:{secret_hash}")
+            raw, shared_generation = await self.redis.mget(
+                f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}")
             if raw is not None:
                 info, found = KeyInfo.loads(raw), True
         if not found:
             info = await self.run_db(key_info_load, secret_hash)
             if info is not None and self.redis is not None:
-                await self.redis.set(
-                    f"tg:key:{secret_hash}", info.dumps(),
-                    ex=settings.TOLLGATE_CACHE_TTL_SECONDS * 10,
-                )
-        ttl = settings.TOLLGATE_CACHE_TTL_SECONDS if info is not None else NEGATIVE_TTL
-        self._keys[secret_hash] = (info, now + ttl)
+                await self._key_fill(
+                    keys=[f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}"],
+                    args=[info.dumps(), settings.TOLLGATE_CACHE_TTL_SECONDS * 10,
+                          shared_generation or b"0"])
+        if self._key_generation == local_generation:
+            ttl = settings.TOLLGATE_CACHE_TTL_SECONDS if info is not None else NEGATIVE_TTL
+            self._keys[secret_hash] = (info, now + ttl)
         return info
 
     async def byok_keys(self, organisation_id: int) -> dict[int, tuple[str, str]]:
