@@ -205,7 +205,9 @@ class Runtime:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
                 # Anything may have changed while we were not listening.
+                self._key_generation += 1
                 self._keys.clear()
+                self._catalog_generation += 1
                 self._snapshot = None
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
