@@ -150,10 +150,12 @@ class UsageFlusher:
             connections.close_all()
 
     def flush_once(self, *, block: bool) -> int:
-        batch = self._source.take(block=block)
-        if not batch.events:
-            return 0
+        # The lock covers taking the batch too: drain() must not find the queue empty
+        # while another thread holds events it has taken but not yet written.
         with self._lock:
+            batch = self._source.take(block=block)
+            if not batch.events:
+                return 0
             try:
                 close_old_connections()
                 committed = usage_batch_write(batch.events)
@@ -166,8 +168,6 @@ class UsageFlusher:
 
     def drain(self) -> None:
         """Write everything queued so far, in the calling thread."""
-        with self._lock:
-            pass  # wait for a batch in flight in the flusher thread
         while self.flush_once(block=False):
             pass
 
