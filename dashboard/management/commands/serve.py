@@ -21,8 +21,10 @@ class Command(BaseCommand):
             "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
         )
         parser.add_argument("--no-demo", action="store_true", help="do not start the fake upstream")
+        parser.add_argument("--celery", action="store_true",
+                            help="with Redis, also start a Celery worker with beat (make run)")
 
-    def handle(self, *args, host, port, workers, no_demo, **options):
+    def handle(self, *args, host, port, workers, no_demo, celery=False, **options):
         demo = None
         if not no_demo:
             url = urlparse(settings.TOLLGATE_DEMO_UPSTREAM_URL)
@@ -39,6 +41,12 @@ class Command(BaseCommand):
                 [sys.executable, "manage.py", "usage_worker"], cwd=settings.BASE_DIR)
             os.environ["TOLLGATE_USAGE_FLUSHER"] = "external"  # web workers spawned...
             settings.TOLLGATE_USAGE_FLUSHER = "external"  # ...and one served in process
+        celery_worker = None
+        if settings.REDIS_URL and celery:
+            celery_worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", "worker", "-B",
+                 "--concurrency", "1", "--loglevel", "WARNING"], cwd=settings.BASE_DIR)
+            self.stdout.write("Celery worker with beat started (roll-ups, reconciliation)")
         beat = None
         if not settings.REDIS_URL:
             # No broker, so no Celery beat: run the beat schedule in-process (roll-ups).
@@ -58,6 +66,9 @@ class Command(BaseCommand):
                 access_log=False, timeout_graceful_shutdown=10,
             )
         finally:
+            if celery_worker is not None:
+                celery_worker.terminate()
+                celery_worker.wait(timeout=30)
             if usage_worker is not None:
                 usage_worker.terminate()  # it drains what is queued before exiting
                 usage_worker.wait(timeout=30)
