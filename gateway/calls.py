@@ -141,10 +141,14 @@ class Call:
             # The queue is unreachable: write this one event straight to the database
             # rather than leave a served request unbilled.
             try:
-                await runtime.run_db(usage_batch_write, [event])
+                committed = await runtime.run_db(usage_batch_write, [event])
             except Exception:
                 log.exception("usage of %s NOT RECORDED: %s", self.request_id, event)
                 return
+            try:  # if the settle did reach Redis, this cost is no longer pending
+                await runtime.run_db(runtime.credit.flushed, committed)
+            except Exception:
+                log.exception("could not release pending credit of %s", self.request_id)
         if event is not None:
             runtime.event_queued()
 
