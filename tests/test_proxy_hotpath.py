@@ -269,3 +269,18 @@ def test_pending_credit_is_released_once_per_request(world, settings):
     r.incrby(pending, 5)
     credit_pending_release(r, {world.organisation.pk: [request_id, request_id]})
     assert int(r.get(pending)) == 5
+
+
+def test_usage_is_written_directly_when_the_queue_is_unreachable(world, monkeypatch):
+    """A served request is never left unbilled: if the usage queue fails, its event is
+    written straight to the database."""
+    async def queue_down(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(runtime, "settle_and_record", queue_down)
+    raw = client(world).chat.completions.with_raw_response.create(
+        model="test-gpt-5.5", messages=CHAT)
+    assert raw.parse().choices
+    row = RequestLog.objects.get(request_id=raw.headers["x-tollgate-request-id"])
+    assert row.cost_nano > 0
+    assert LedgerEntry.objects.get(reference=row.request_id).amount_nano == -row.cost_nano
