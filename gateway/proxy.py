@@ -30,6 +30,7 @@ from gateway.asgi_io import (
     Incoming,
     body_read,
     disconnect_watch,
+    json_dumps,
     send_json,
 )
 from gateway.attempts import Candidate
@@ -327,7 +328,7 @@ class ProxyApp:
                 call.deployment = candidate.deployment
                 forwarded = {**body, "model": candidate.deployment.upstream_model}
                 await relay.relay_passthrough(call, send, candidate,
-                                              body=relay.body_dumps(forwarded),
+                                              body=json_dumps(forwarded),
                                               path="/messages/count_tokens")
                 return
         await send_json(

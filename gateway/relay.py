@@ -4,7 +4,6 @@ answer that won, non-streaming or streaming, priced and recorded exactly once.""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -236,10 +235,6 @@ async def relay_passthrough(call: Call, send, candidate: Candidate, *, body: byt
         error = upstream_error_parse(response.status_code, response.content)
         raise classify(candidate, error, response.headers).error
     await send_json(send, 200, response.content, {"x-tollgate-request-id": call.request_id})
-
-
-def body_dumps(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def rng() -> random.Random:

@@ -15,7 +15,6 @@ that succeeds. A latency budget bounds the time to first byte across all attempt
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
@@ -23,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway.asgi_io import json_dumps
 from gateway.attempts import Attempt, AttemptFailed, Candidate
 from gateway.calls import Call
 from gateway.catalog import DeploymentEntry, ModelEntry
@@ -156,8 +156,7 @@ def _attempt_new(call: Call, cand: Candidate, bodies: Bodies) -> Attempt:
     # deployment's own.
     prepared = {**bodies[(cand.deployment.provider.protocol, cand.model.public_id)],
                 "model": cand.deployment.upstream_model}
-    body = json.dumps(prepared, separators=(",", ":"), ensure_ascii=False).encode()
-    return Attempt(call=call, candidate=cand, body=body)
+    return Attempt(call=call, candidate=cand, body=json_dumps(prepared))
 
 
 async def walk(
