@@ -29,7 +29,7 @@ from django.db.models import Q
 from accounts.models import ApiKey
 from billing.models import EntryKind
 from billing.services import Posting, ledger_post_many
-from gateway.models import RequestLog
+from gateway.models import Deployment, RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,13 @@ def byok_fee_nano(list_cost_nano: int) -> int:
     return int(fee.to_integral_value(rounding=ROUND_HALF_UP))
 
 
+def _existing(model, ids: set[Any]) -> set[int]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return set()
+    return set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+
+
 def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, list[str]]:
     """Write request log rows and ledger debits for a batch, idempotently.
     Returns {organisation_id: [request ids now debited in the ledger]} so the credit
@@ -63,11 +70,17 @@ def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, list[str]]:
     rows = []
     postings = []
     last_used: dict[int, float] = {}  # key id -> newest request time in this batch
+    # A key or deployment deleted between the request and this write must not make
+    # the batch fail for ever: its reference becomes NULL, as the schema says.
+    keys = _existing(ApiKey, {e.get("api_key_id") for e in events})
+    deployments = _existing(Deployment, {e.get("deployment_id") for e in events})
     for e in events:
+        key_id = e.get("api_key_id") if e.get("api_key_id") in keys else None
         row = RequestLog(
             organisation_id=e["organisation_id"],
-            api_key_id=e.get("api_key_id"),
-            deployment_id=e.get("deployment_id"),
+            api_key_id=key_id,
+            deployment_id=e.get("deployment_id") if e.get("deployment_id") in deployments
+            else None,
             started_at=datetime.fromtimestamp(e["started_at"], tz=UTC),
             **{f: e[f] for f in _LOG_FIELDS if f in e and e[f] is not None},
         )
@@ -81,11 +94,10 @@ def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, list[str]]:
                     idempotency_key=f"usage:{e['request_id']}",
                     reference=e["request_id"],
                     memo=f"{e.get('resolved_model') or e.get('requested_model')}",
-                    api_key_id=e.get("api_key_id"),
+                    api_key_id=key_id,
                 )
             )
-        if e.get("api_key_id"):
-            key_id = e["api_key_id"]
+        if key_id:
             last_used[key_id] = max(last_used.get(key_id, 0), e["started_at"])
     with transaction.atomic():
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True)

@@ -284,3 +284,20 @@ def test_usage_is_written_directly_when_the_queue_is_unreachable(world, monkeypa
     row = RequestLog.objects.get(request_id=raw.headers["x-tollgate-request-id"])
     assert row.cost_nano > 0
     assert LedgerEntry.objects.get(reference=row.request_id).amount_nano == -row.cost_nano
+
+
+def test_a_key_or_deployment_deleted_before_the_write_does_not_block_the_batch(world):
+    """Events name a key and a deployment that were deleted after the request: the
+    batch still writes, with those references empty, instead of failing for ever."""
+    import time as _time
+
+    from gateway.usage import usage_batch_write
+
+    event = {"request_id": "req_orphan", "organisation_id": world.organisation.pk,
+             "api_key_id": 987654, "deployment_id": 987654, "started_at": _time.time(),
+             "client_protocol": "openai", "requested_model": "m", "status_code": 200,
+             "outcome": "ok", "cost_nano": 500, "provider": "gone"}
+    usage_batch_write([event])
+    row = RequestLog.objects.get(request_id="req_orphan")
+    assert row.api_key_id is None and row.deployment_id is None
+    assert LedgerEntry.objects.get(reference="req_orphan").amount_nano == -500
