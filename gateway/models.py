@@ -254,6 +254,11 @@ class RequestLog(models.Model):
     def cache_write_tokens(self) -> int:
         return self.cache_write_5m_tokens + self.cache_write_1h_tokens
 
+    @property
+    def prompt_tokens(self) -> int:
+        """Every input token, cached or not (OpenAI's prompt_tokens)."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
 
 class DailyRollup(models.Model):
     """Usage summed per organisation, API key, resolved model and UTC day, computed from

@@ -154,8 +154,9 @@ async def _close_result(result: Any) -> None:
 def _attempt_new(call: Call, cand: Candidate, bodies: Bodies) -> Attempt:
     # One prepared body per upstream protocol and model; the model name sent is the
     # deployment's own.
-    prepared = {**bodies[(cand.deployment.provider.protocol, cand.model.public_id)],
-                "model": cand.deployment.upstream_model}
+    prepared = bodies[(cand.deployment.provider.protocol, cand.model.public_id)]
+    if prepared.get("model") != cand.deployment.upstream_model:
+        prepared = {**prepared, "model": cand.deployment.upstream_model}
     return Attempt(call=call, candidate=cand, body=json_dumps(prepared))
 
 
