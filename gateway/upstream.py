@@ -1,18 +1,21 @@
-"""The upstream HTTP client: one shared httpx2.AsyncClient per process (connection
-pooling), with limits and timeouts from settings, and the request shape per protocol.
+"""The upstream HTTP client: one shared httpx2.AsyncClient per process, with limits and
+timeouts from settings, and the request shape per protocol.
 
 httpx2 is httpx's maintained successor (same API; the official openai and anthropic
-SDKs depend on it). `bench/upstream_clients.py` measured it at half httpx 0.28's CPU
-per request on this machine, mostly because httpcore's pool re-checks every idle
-connection on each request (encode/httpcore PR #1035); see docs/benchmarks.md.
+SDKs depend on it). Its bytes move through `gateway.transport.LeanTransport`, which
+costs a small fraction of httpx2's default transport per call (docs/benchmarks.md),
+unless the environment names a proxy: then httpx2's own transport, which honours it.
 """
 
 from __future__ import annotations
+
+import urllib.request
 
 import httpx2
 from django.conf import settings
 
 from gateway.catalog import DeploymentEntry
+from gateway.transport import LeanTransport
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -29,7 +32,14 @@ def upstream_client_create() -> httpx2.AsyncClient:
         write=30,
         pool=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
     )
-    return httpx2.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
+    if urllib.request.getproxies():
+        return httpx2.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
+    transport = LeanTransport(
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+    )
+    return httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
 
 
 def upstream_request_build(

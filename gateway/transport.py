@@ -1,0 +1,415 @@
+"""A lean HTTP/1.1 transport for the shared upstream httpx2 client.
+
+httpx2's own transport (httpcore2, anyio, h11) costs about 0.9 ms of CPU per upstream
+call, more than all the rest of the gateway's work together (docs/benchmarks.md). This
+transport plugs into httpx2's documented extension point (`AsyncClient(transport=...)`),
+so the client API, its timeouts, decoding and exceptions stay httpx2's, and moves the
+bytes with an asyncio protocol and the httptools parser (C, already uvicorn's):
+
+- one pool per origin, holding idle keep-alive connections on a LIFO stack, so a
+  checkout looks only at the connection it takes (expired ones are closed as found);
+- `max_connections` across all origins; beyond it, requests wait for a free slot
+  (the pool timeout);
+- connect, read (headers and between body chunks), write and pool timeouts from the
+  request's `timeout` extension, raised as httpx2's own exception classes;
+- TLS through `loop.create_connection(ssl=...)` with httpx2's default context;
+- response bodies handed over chunk by chunk as they arrive, with flow control: the
+  socket is paused while more than HIGH_WATER bytes wait for the reader;
+- a connection is reused only after its response was read to the end and both sides
+  allow keep-alive; a response closed early (a client that went away) closes it.
+
+It does not retry: like httpcore, a request that fails is the caller's to retry (the
+router then tries the next deployment). Proxies are httpx2's: `upstream_client_create`
+keeps httpx2's default transport when the environment names a proxy. HTTP/2 is not
+spoken (httpx2 does not speak it by default either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+
+import httptools
+import httpx2
+
+HIGH_WATER = 1 << 20  # bytes buffered for the reader before the socket is paused
+LOW_WATER = 1 << 18
+WRITE_CHUNK = 1 << 16  # request bodies above this are written with flow control
+_EOF = object()
+
+
+def _timeout_of(request: httpx2.Request, name: str) -> float | None:
+    return request.extensions.get("timeout", {}).get(name)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection to an origin; one request at a time."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        # The response being read.
+        self.request: httpx2.Request | None = None
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head: asyncio.Future | None = None  # set when the headers are complete
+        self.chunks: deque = deque()
+        self.buffered = 0
+        self.reader: asyncio.Future | None = None  # a reader waiting for a chunk
+        self.complete = False
+        self.until_close = False  # no length and not chunked: the body ends at EOF
+        self.paused = False
+        self.write_paused = False
+        self.drained: asyncio.Future | None = None
+
+    # --- asyncio.Protocol ----------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx2.RemoteProtocolError(f"malformed response: {exc}",
+                                                  request=self.request))
+            self.transport.close()
+
+    def eof_received(self):
+        return False  # close our side too
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_exception(httpx2.WriteError("connection closed while writing",
+                                                         request=self.request))
+        if self.request is None or self.complete:
+            return
+        if self.head is not None and self.head.done() and self.until_close:
+            self.complete = True
+            self._push(_EOF)
+            return
+        detail = f": {exc}" if exc else ""
+        if self.head is not None and not self.head.done():
+            error: httpx2.HTTPError = httpx2.RemoteProtocolError(
+                f"server disconnected without sending a response{detail}", request=self.request)
+        else:
+            error = httpx2.ReadError(f"connection closed mid-response{detail}",
+                                     request=self.request)
+        self._fail(error)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    # --- httptools callbacks -------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        names = {name.lower() for name, _ in self.headers}
+        self.until_close = b"content-length" not in names and b"transfer-encoding" not in names
+        if self.head is not None and not self.head.done():
+            self.head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self._push(body)
+        self.buffered += len(body)
+        if self.buffered > HIGH_WATER and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        if not self.parser.should_keep_alive():
+            self.closed = True  # reuse is refused; closed when handed back
+        self._push(_EOF)
+
+    # --- the exchange ---------------------------------------------------------------
+    def _push(self, item) -> None:
+        self.chunks.append(item)
+        reader = self.reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(error)
+        else:
+            self._push(error)
+
+    async def send(self, request: httpx2.Request, body: bytes) -> None:
+        """Write the request and wait for the response's status and headers."""
+        if self.closed:
+            raise httpx2.RemoteProtocolError("the connection closed before the request",
+                                             request=request)
+        loop = asyncio.get_running_loop()
+        self.request = request
+        self.status = 0
+        self.headers = []
+        self.chunks.clear()
+        self.buffered = 0
+        self.complete = False
+        self.head = loop.create_future()
+        url = request.url
+        lines = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        for name, value in request.headers.raw:
+            lines += (name, b": ", value, b"\r\n")
+        lines.append(b"\r\n")
+        if len(body) <= WRITE_CHUNK:
+            self.transport.write(b"".join(lines) + body)
+        else:
+            self.transport.write(b"".join(lines))
+            await self._write_large(body, _timeout_of(request, "write"))
+        await self._wait(self.head, _timeout_of(request, "read"), httpx2.ReadTimeout)
+
+    async def _write_large(self, body: bytes, limit: float | None) -> None:
+        view = memoryview(body)
+        for start in range(0, len(body), WRITE_CHUNK):
+            if self.closed:
+                raise httpx2.WriteError("connection closed while writing", request=self.request)
+            self.transport.write(view[start:start + WRITE_CHUNK])
+            if self.write_paused:
+                self.drained = asyncio.get_running_loop().create_future()
+                await self._wait(self.drained, limit, httpx2.WriteTimeout)
+
+    async def _wait(self, future: asyncio.Future, limit: float | None, error) -> None:
+        """Await `future`, failing it with `error` after `limit` seconds (a timer
+        handle, cheaper than asyncio.timeout's task machinery on this path)."""
+        if future.done():
+            return future.result()
+        timer = None
+        if limit is not None:
+            timer = asyncio.get_running_loop().call_later(
+                limit, _expire, future, error, self.request)
+        try:
+            return await future
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def chunk(self):
+        """The next body chunk, or _EOF."""
+        while not self.chunks:
+            self.reader = asyncio.get_running_loop().create_future()
+            await self._wait(self.reader, _timeout_of(self.request, "read"), httpx2.ReadTimeout)
+        item = self.chunks.popleft()
+        if isinstance(item, Exception):
+            raise item
+        if item is not _EOF:
+            self.buffered -= len(item)
+            if self.paused and self.buffered < LOW_WATER:
+                self.paused = False
+                self.transport.resume_reading()
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _expire(future: asyncio.Future, error, request) -> None:
+    if not future.done():
+        future.set_exception(error("timed out", request=request))
+
+
+class _Body(httpx2.AsyncByteStream):
+    """A response body read from its connection as it arrives; hands the connection
+    back to the pool once read to the end, or closes it if abandoned."""
+
+    def __init__(self, transport: LeanTransport, conn: _Connection) -> None:
+        self._transport = transport
+        self._conn: _Connection | None = conn
+
+    async def __aiter__(self):
+        conn = self._conn
+        if conn is None:
+            raise httpx2.StreamClosed()
+        while True:
+            try:
+                item = await conn.chunk()
+            except BaseException:
+                await self.aclose()
+                raise
+            if item is _EOF:
+                break
+            yield item
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._transport.release(conn, reusable=conn.complete and not conn.closed)
+
+
+class _Pool:
+    """The idle connections to one origin (scheme, host, port)."""
+
+    def __init__(self, host: str, port: int, tls: bool) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.idle: list[_Connection] = []  # LIFO: the newest on top
+
+
+class LeanTransport(httpx2.AsyncBaseTransport):
+    def __init__(self, *, max_connections: int = 100, max_keepalive_connections: int = 20,
+                 keepalive_expiry: float = 30.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self._max_connections = max_connections
+        self._max_keepalive = max_keepalive_connections
+        self._expiry = keepalive_expiry
+        self._ssl = ssl_context
+        self._pools: dict[tuple[bytes, bytes, int], _Pool] = {}
+        self._busy = 0  # connections checked out or being opened
+        self._idle_count = 0
+        self._waiters: deque[asyncio.Future] = deque()
+        self._closed = False
+
+    # --- httpx2.AsyncBaseTransport ----------------------------------------------------
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._closed:
+            raise RuntimeError("the upstream transport is closed")
+        body = request.content if isinstance(request.stream, httpx2.ByteStream) \
+            else await request.aread()
+        conn = await self._checkout(request)
+        try:
+            await conn.send(request, body)
+        except BaseException as exc:
+            self.release(conn, reusable=False)
+            if isinstance(exc, OSError):
+                raise httpx2.WriteError(str(exc), request=request) from exc
+            raise
+        return httpx2.Response(conn.status, headers=conn.headers, stream=_Body(self, conn),
+                               extensions={"http_version": b"HTTP/1.1"})
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for pool in self._pools.values():
+            for conn in pool.idle:
+                conn.close()
+            pool.idle.clear()
+        self._idle_count = 0
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the upstream transport is closed"))
+
+    # --- the pool -------------------------------------------------------------------
+    async def _checkout(self, request: httpx2.Request) -> _Connection:
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port or 0)
+        pool = self._pools.get(origin)
+        if pool is None:
+            tls = url.raw_scheme == b"https"
+            pool = self._pools[origin] = _Pool(url.host, url.port or (443 if tls else 80), tls)
+        while True:
+            conn = self._idle_take(pool)
+            if conn is not None:
+                self._busy += 1
+                return conn
+            if self._busy + self._idle_count < self._max_connections:
+                break
+            if self._idle_count:  # make room: close the oldest idle connection anywhere
+                self._evict_oldest()
+                break
+            await self._wait_for_release(request)
+        self._busy += 1
+        try:
+            return await self._connect(pool, request)
+        except BaseException:
+            self._busy -= 1
+            self._wake()
+            raise
+
+    def _idle_take(self, pool: _Pool) -> _Connection | None:
+        now = time.monotonic()
+        while pool.idle:
+            conn = pool.idle.pop()
+            self._idle_count -= 1
+            if conn.closed or now - conn.idle_since > self._expiry:
+                conn.close()
+                continue
+            return conn
+        return None
+
+    async def _wait_for_release(self, request: httpx2.Request) -> None:
+        """Wait until a connection is handed back or closed (the pool timeout)."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        timeout = _timeout_of(request, "pool")
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(timeout, _expire, waiter, httpx2.PoolTimeout, request)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._wake()  # woken but leaving: pass the turn on
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _evict_oldest(self) -> None:
+        oldest: _Pool | None = None
+        for pool in self._pools.values():
+            if pool.idle and (oldest is None or
+                              pool.idle[0].idle_since < oldest.idle[0].idle_since):
+                oldest = pool
+        if oldest is not None:
+            oldest.idle.pop(0).close()
+            self._idle_count -= 1
+
+    async def _connect(self, pool: _Pool, request: httpx2.Request) -> _Connection:
+        loop = asyncio.get_running_loop()
+        context = None
+        if pool.tls:
+            if self._ssl is None:
+                self._ssl = httpx2.create_ssl_context()
+            context = self._ssl
+        opening = loop.create_connection(
+            lambda: _Connection(pool), pool.host, pool.port, ssl=context,
+            server_hostname=pool.host if context else None)
+        try:
+            _, conn = await asyncio.wait_for(opening, _timeout_of(request, "connect"))
+        except TimeoutError as exc:
+            raise httpx2.ConnectTimeout(f"connecting to {pool.host}:{pool.port} timed out",
+                                        request=request) from exc
+        except OSError as exc:
+            raise httpx2.ConnectError(f"{pool.host}:{pool.port}: {exc.strerror or exc}",
+                                      request=request) from exc
+        return conn
+
+    def release(self, conn: _Connection, *, reusable: bool) -> None:
+        """Take back a connection whose exchange is over."""
+        self._busy -= 1
+        conn.request = None
+        if reusable and not conn.closed and not self._closed \
+                and self._idle_count < self._max_keepalive:
+            conn.idle_since = time.monotonic()
+            conn.pool.idle.append(conn)
+            self._idle_count += 1
+        else:
+            conn.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
