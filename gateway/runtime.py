@@ -19,9 +19,9 @@ from typing import Any
 import httpx2
 from django.conf import settings
 from django.db import close_old_connections
-from redis.exceptions import NoScriptError
 
 from billing.credit import LocalCreditStore, RedisCreditStore
+from gateway.asgi_io import json_dumps
 from gateway.auth import KeyInfo, key_info_load
 from gateway.catalog import CatalogSnapshot, catalog_snapshot_load
 from gateway.health import DeploymentHealth
@@ -164,18 +164,10 @@ class Runtime:
 
     async def settle_and_record(self, hold, cost_nano: int, event: dict | None,
                                 request_id: str) -> None:
-        """Settle a credit hold and queue the usage event: with Redis, one round trip."""
+        """Settle a credit hold and queue the usage event: with Redis, one script call,
+        sent together with those of the other requests finishing at the same time."""
         if self.redis is not None and hold is not None and event is not None:
-            pipe = self.redis.pipeline(transaction=False)
-            self.credit.settle_queue(pipe, hold, cost_nano, request_id)
-            await self.usage.append(event, pipeline=pipe)
-            settled, queued = await pipe.execute(raise_on_error=False)
-            if isinstance(queued, Exception):
-                raise queued
-            if isinstance(settled, NoScriptError):
-                await self.credit.settle(hold, cost_nano, request_id)  # loads the script
-            elif isinstance(settled, Exception):
-                raise settled
+            await self.credit.settle(hold, cost_nano, request_id, json_dumps(event))
             return
         if hold is not None:
             await self.credit.settle(hold, cost_nano, request_id)

@@ -231,8 +231,9 @@ def test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream(world, 
 
 
 def test_settlement_survives_redis_losing_its_scripts(world, settings):
-    """After a Redis restart the script cache is empty: the settle queued by hash fails
-    with NOSCRIPT and is run again, loading the script; billing is unaffected."""
+    """After a Redis restart the script cache is empty: the batched reserve and settle,
+    sent by hash, fail with NOSCRIPT and are sent again with the script; billing is
+    unaffected."""
     if not settings.REDIS_URL:
         pytest.skip("embedded mode keeps credit in process")
     import redis
