@@ -215,10 +215,27 @@ def machine_busy() -> float:
     return (sum(values) - values[3] - values[4]) / TICK  # minus idle and iowait
 
 
+def named_cpu(command: str) -> float:
+    """CPU seconds of every process whose command name is `command` (PostgreSQL's
+    backends, the Redis server). A backend that exits during a phase takes its CPU
+    with it: connections here are pooled, so that is rare."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == command:
+                total += proc_cpu(int(entry.name))
+        except OSError:  # it exited meanwhile
+            continue
+    return total
+
+
 def cpu_snapshot(stack: Stack) -> dict[str, float]:
     return {"gateway": proc_cpu(stack.gw_pid), "loop": proc_cpu(stack.gw_pid, stack.gw_pid),
             "worker": sum(proc_cpu(pid) for pid in stack.worker_pids),
             "fake": proc_cpu(stack.fake_pid), "client": time.process_time(),
+            "postgres": named_cpu("postgres"), "redis": named_cpu("redis-server"),
             "all": machine_busy()}
 
 

@@ -24,7 +24,8 @@ def tollgate_cpu(phase: Phase) -> float:
 def others(phase: Phase) -> float:
     """CPU seconds of every other process on the machine during the phase."""
     cpu = phase.cpu
-    return cpu["all"] - cpu["gateway"] - cpu["worker"] - cpu["fake"] - cpu["client"]
+    return (cpu["all"] - cpu["gateway"] - cpu["worker"] - cpu["fake"] - cpu["client"]
+            - cpu["postgres"] - cpu["redis"])
 
 
 def tables(pairs: list[tuple[Phase, Phase]]) -> str:
@@ -33,8 +34,8 @@ def tables(pairs: list[tuple[Phase, Phase]]) -> str:
            "|" + "---|" * 11]
     cpu = ["| mode | conc | rps direct | rps gateway | **gateway / direct** | **gateway CPU "
            "ms/req** (event loop + threads + usage worker) | fake CPU ms/req | client CPU "
-           "ms/req | rest (PG, Redis, other) ms/req |",
-           "|" + "---|" * 9]
+           "ms/req | PostgreSQL ms/req | Redis ms/req | other ms/req |",
+           "|" + "---|" * 11]
     for d, g in pairs:
         mode = "stream" if d.stream else "json"
         p50d, p50g = pct(d.latencies, .5), pct(g.latencies, .5)
@@ -51,6 +52,7 @@ def tables(pairs: list[tuple[Phase, Phase]]) -> str:
                    f"**{g.rps / d.rps:.2f}** | **{ms['gateway'] + ms['worker']:.2f}** "
                    f"({ms['loop']:.2f} + {max(ms['gateway'] - ms['loop'], 0):.2f} + "
                    f"{ms['worker']:.2f}) | {ms['fake']:.2f} | {ms['client']:.2f} | "
+                   f"{ms['postgres']:.2f} | {ms['redis']:.2f} | "
                    f"{max(others(g), 0) / len(g.latencies) * 1000:.2f} |")
     return ("Latency in ms, measured by the client (send to last byte; TTFB: send to "
             "first body byte):\n\n" + "\n".join(lat) + "\n\nThroughput and CPU in the "
@@ -82,7 +84,8 @@ def background(pairs: list[tuple[Phase, Phase]], load: tuple[float, ...]) -> str
     during the direct phases (when the gateway, PostgreSQL and Redis are idle)."""
     direct = [d for d, _ in pairs]
     wall = sum(d.wall for d in direct)
-    cores = max(sum(others(d) for d in direct), 0) / wall if wall else 0.0
+    busy = sum(others(d) + d.cpu["postgres"] + d.cpu["redis"] for d in direct)
+    cores = max(busy, 0) / wall if wall else 0.0
     line = (f"- background: other processes used {cores:.2f} cores during the direct "
             f"phases; load average at start {', '.join(f'{x:.2f}' for x in load)}")
     if cores > 0.25:

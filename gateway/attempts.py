@@ -4,6 +4,7 @@ client can still fall back to the next deployment."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from gateway.protocols.sse import SSEParser
 from gateway.protocols.tokens import estimate_tokens_anthropic
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
-from gateway.upstream import upstream_request_build
 
 log = logging.getLogger("tollgate.proxy")
 
@@ -186,10 +186,10 @@ class Attempt:
         self.call.attempts.append(self.record)
 
     def request(self, path: str | None = None) -> httpx2.Request:
-        assert runtime.client is not None
-        return upstream_request_build(
-            runtime.client, self.candidate.deployment, api_key=self.candidate.api_key,
-            body=self.body, client_headers=self.call.incoming.headers, path=path,
+        assert runtime.upstream is not None
+        return runtime.upstream.request(
+            self.candidate.deployment, api_key=self.candidate.api_key, body=self.body,
+            client_headers=self.call.incoming.headers, path=path,
         )
 
 
@@ -198,7 +198,7 @@ async def attempt_once(attempt: Attempt) -> dict[str, Any]:
     usage priced into the attempt. Raises AttemptFailed."""
     call, cand = attempt.call, attempt.candidate
     try:
-        response = await runtime.client.send(attempt.request())  # type: ignore[union-attr]
+        response = await runtime.upstream.send(attempt.request())  # type: ignore[union-attr]
     except (httpx2.HTTPError, TimeoutError) as exc:
         failure = transport_failure(cand, exc)
         attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
@@ -209,7 +209,7 @@ async def attempt_once(attempt: Attempt) -> dict[str, Any]:
         attempt.log(response.status_code, error.message, error_type=failure.error.code or "")
         raise failure
     try:
-        data = response.json()
+        data = json.loads(response.content)
     except ValueError as exc:
         attempt.log(response.status_code, "malformed JSON", error_type="upstream_malformed")
         raise AttemptFailed(GatewayError(502, f"{cand.label} sent a malformed response.",
@@ -272,7 +272,7 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
     up to here raises AttemptFailed: the client has seen nothing of this attempt."""
     cand = attempt.candidate
     try:
-        response = await runtime.client.send(attempt.request(), stream=True)  # type: ignore[union-attr]
+        response = await runtime.upstream.send(attempt.request(), stream=True)  # type: ignore[union-attr]
     except (httpx2.HTTPError, TimeoutError) as exc:
         failure = transport_failure(cand, exc)
         attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")

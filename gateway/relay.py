@@ -228,7 +228,7 @@ async def relay_passthrough(call: Call, send, candidate: Candidate, *, body: byt
     """A free upstream call answered as is (token counting)."""
     attempt = Attempt(call=call, candidate=candidate, body=body)
     try:
-        response = await runtime.client.send(attempt.request(path))  # type: ignore[union-attr]
+        response = await runtime.upstream.send(attempt.request(path))  # type: ignore[union-attr]
     except httpx2.HTTPError as exc:
         raise transport_failure(candidate, exc).error from exc
     if response.status_code >= 400:

@@ -16,7 +16,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx2
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -25,7 +24,7 @@ from gateway.asgi_io import json_dumps
 from gateway.auth import KeyInfo, key_info_load
 from gateway.catalog import CatalogSnapshot, catalog_snapshot_load
 from gateway.health import DeploymentHealth
-from gateway.upstream import upstream_client_create
+from gateway.upstream import Upstream
 from gateway.usage import LocalUsageQueue, RedisUsageQueue, UsageFlusher
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ class Runtime:
         self._snapshot_loading: asyncio.Future | None = None
         self._tasks: list[asyncio.Task] = []
         self.redis = None  # redis.asyncio client when REDIS_URL is set
-        self.client: httpx2.AsyncClient | None = None
+        self.upstream: Upstream | None = None
         self.credit: Any = None
         self.usage: Any = None
         self.flusher: UsageFlusher | None = None
@@ -87,7 +86,7 @@ class Runtime:
             return
         from gateway.invalidation import sync_redis
 
-        self.client = upstream_client_create()
+        self.upstream = Upstream()
         sync_client = sync_redis()
         if sync_client is not None:
             import redis.asyncio as aioredis
@@ -122,8 +121,8 @@ class Runtime:
         if self.flusher is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.flusher.stop)
         await asyncio.get_running_loop().run_in_executor(None, self._close_db_threads)
-        if self.client is not None:
-            await self.client.aclose()
+        if self.upstream is not None:
+            await self.upstream.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         self.started = False

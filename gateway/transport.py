@@ -13,13 +13,14 @@ bytes with an asyncio protocol and the httptools parser (C, already uvicorn's):
 - connect, read (headers and between body chunks), write and pool timeouts from the
   request's `timeout` extension, raised as httpx2's own exception classes;
 - TLS through `loop.create_connection(ssl=...)` with httpx2's default context;
-- response bodies handed over chunk by chunk as they arrive, with flow control: the
-  socket is paused while more than HIGH_WATER bytes wait for the reader;
+- response bodies handed over as they arrive (all that has arrived at each read), with
+  flow control: the socket is paused while more than HIGH_WATER bytes wait for the
+  reader;
 - a connection is reused only after its response was read to the end and both sides
   allow keep-alive; a response closed early (a client that went away) closes it.
 
 It does not retry: like httpcore, a request that fails is the caller's to retry (the
-router then tries the next deployment). Proxies are httpx2's: `upstream_client_create`
+router then tries the next deployment). Proxies are httpx2's: `gateway.upstream.Upstream`
 keeps httpx2's default transport when the environment names a proxy. HTTP/2 is not
 spoken (httpx2 does not speak it by default either).
 """
@@ -35,7 +36,6 @@ import httptools
 import httpx2
 
 HIGH_WATER = 1 << 20  # bytes buffered for the reader before the socket is paused
-LOW_WATER = 1 << 18
 WRITE_CHUNK = 1 << 16  # request bodies above this are written with flow control
 _EOF = object()
 
@@ -198,19 +198,28 @@ class _Connection(asyncio.Protocol):
                 timer.cancel()
 
     async def chunk(self):
-        """The next body chunk, or _EOF."""
-        while not self.chunks:
+        """All the body that has arrived (at least one chunk), or _EOF. Handing over
+        everything at once lets a busy relay write what several upstream reads brought
+        in one write to its client."""
+        chunks = self.chunks
+        while not chunks:
             self.reader = asyncio.get_running_loop().create_future()
             await self._wait(self.reader, _timeout_of(self.request, "read"), httpx2.ReadTimeout)
-        item = self.chunks.popleft()
+        item = chunks[0]
+        if item is _EOF:
+            return item
         if isinstance(item, Exception):
+            chunks.popleft()
             raise item
-        if item is not _EOF:
-            self.buffered -= len(item)
-            if self.paused and self.buffered < LOW_WATER:
-                self.paused = False
-                self.transport.resume_reading()
-        return item
+        parts = []
+        while chunks and isinstance(chunks[0], bytes):
+            parts.append(chunks.popleft())
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.buffered -= len(data)
+        if self.paused:  # the reader took everything: let the socket fill again
+            self.paused = False
+            self.transport.resume_reading()
+        return data
 
     def close(self) -> None:
         self.closed = True

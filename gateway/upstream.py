@@ -1,14 +1,19 @@
-"""The upstream HTTP client: one shared httpx2.AsyncClient per process, with limits and
-timeouts from settings, and the request shape per protocol.
+"""Calling upstreams: one shared `Upstream` per process (a pool of keep-alive
+connections, limits and timeouts from settings) and the request shape per protocol.
 
-httpx2 is httpx's maintained successor (same API; the official openai and anthropic
-SDKs depend on it). Its bytes move through `gateway.transport.LeanTransport`, which
-costs a small fraction of httpx2's default transport per call (docs/benchmarks.md),
-unless the environment names a proxy: then httpx2's own transport, which honours it.
+Requests and responses are httpx2's (httpx's maintained successor, which the official
+openai and anthropic SDKs use). They go straight to an httpx2 transport,
+`gateway.transport.LeanTransport`, which costs a small fraction of httpx2's default
+transport per call (docs/benchmarks.md). The client layer above it is skipped on
+purpose: a gateway sets its own headers per request and follows no redirects, and a
+client's cookie jar, shared by every tenant's requests, is a thing it must not have.
+When the environment names a proxy, an httpx2 client (which honours HTTP(S)_PROXY and
+NO_PROXY) with httpx2's own transport is used instead, its cookie jar refusing all.
 """
 
 from __future__ import annotations
 
+import http.cookiejar
 import urllib.request
 
 import httpx2
@@ -18,54 +23,81 @@ from gateway.catalog import DeploymentEntry
 from gateway.transport import LeanTransport
 
 ANTHROPIC_VERSION = "2023-06-01"
+USER_AGENT = "tollgate"
 
 
-def upstream_client_create() -> httpx2.AsyncClient:
-    limits = httpx2.Limits(
-        max_connections=settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS,
-        max_keepalive_connections=min(256, settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS),
-        keepalive_expiry=30,
-    )
-    timeout = httpx2.Timeout(
-        connect=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
-        read=settings.TOLLGATE_UPSTREAM_READ_TIMEOUT,
-        write=30,
-        pool=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
-    )
-    if urllib.request.getproxies():
-        return httpx2.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
-    transport = LeanTransport(
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-    )
-    return httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+class Upstream:
+    def __init__(self) -> None:
+        limits = httpx2.Limits(
+            max_connections=settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS,
+            max_keepalive_connections=min(256, settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS),
+            keepalive_expiry=30,
+        )
+        timeout = httpx2.Timeout(
+            connect=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
+            read=settings.TOLLGATE_UPSTREAM_READ_TIMEOUT,
+            write=30,
+            pool=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
+        )
+        self._timeouts = timeout.as_dict()
+        self._urls: dict[str, httpx2.URL] = {}
+        self._client: httpx2.AsyncClient | None = None
+        self._transport: httpx2.AsyncBaseTransport | None = None
+        if urllib.request.getproxies():
+            refuse_all = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            self._client = httpx2.AsyncClient(
+                limits=limits, timeout=timeout, follow_redirects=False,
+                cookies=http.cookiejar.CookieJar(policy=refuse_all))
+        else:
+            self._transport = LeanTransport(
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+            )
 
+    async def send(self, request: httpx2.Request, *, stream: bool = False) -> httpx2.Response:
+        """The response, its body read unless `stream`; httpx2's exceptions."""
+        if self._client is not None:
+            return await self._client.send(request, stream=stream)
+        response = await self._transport.handle_async_request(request)  # type: ignore[union-attr]
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
-def upstream_request_build(
-    client: httpx2.AsyncClient,
-    deployment: DeploymentEntry,
-    *,
-    api_key: str,
-    body: bytes,
-    client_headers: dict[str, str],
-    path: str | None = None,
-) -> httpx2.Request:
-    """The HTTP request for one attempt. `path` defaults to the protocol's chat
-    endpoint. Only headers the upstream needs are sent: never the client's own
-    Tollgate key."""
-    provider = deployment.provider
-    headers = {"content-type": "application/json", "accept": "application/json"}
-    if provider.protocol == "anthropic":
-        headers["x-api-key"] = api_key
-        headers["anthropic-version"] = client_headers.get("anthropic-version", ANTHROPIC_VERSION)
-        beta = client_headers.get("anthropic-beta")
-        if beta:
-            headers["anthropic-beta"] = beta
-        url = provider.base_url + (path or "/messages")
-    else:
-        headers["authorization"] = f"Bearer {api_key}"
-        url = provider.base_url + (path or "/chat/completions")
-    for name, value in provider.extra_headers:
-        headers[name] = value
-    return client.build_request("POST", url, content=body, headers=headers)
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    def request(self, deployment: DeploymentEntry, *, api_key: str, body: bytes,
+                client_headers: dict[str, str], path: str | None = None) -> httpx2.Request:
+        """The HTTP request for one attempt. `path` defaults to the protocol's chat
+        endpoint. Only headers the upstream needs are sent: never the client's own
+        Tollgate key."""
+        provider = deployment.provider
+        headers = {"content-type": "application/json", "accept": "application/json",
+                   "accept-encoding": "gzip, deflate", "user-agent": USER_AGENT}
+        if provider.protocol == "anthropic":
+            headers["x-api-key"] = api_key
+            headers["anthropic-version"] = client_headers.get("anthropic-version",
+                                                              ANTHROPIC_VERSION)
+            beta = client_headers.get("anthropic-beta")
+            if beta:
+                headers["anthropic-beta"] = beta
+            url = provider.base_url + (path or "/messages")
+        else:
+            headers["authorization"] = f"Bearer {api_key}"
+            url = provider.base_url + (path or "/chat/completions")
+        for name, value in provider.extra_headers:
+            headers[name] = value
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) > 10_000:  # base URLs come from the catalog: few
+                self._urls.clear()
+            parsed = self._urls[url] = httpx2.URL(url)
+        return httpx2.Request("POST", parsed, content=body, headers=headers,
+                              extensions={"timeout": self._timeouts})

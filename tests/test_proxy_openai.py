@@ -271,15 +271,15 @@ def test_an_upstream_that_does_not_answer_in_time_is_504(world, settings):
     world.fake.script("gpt-5.5", [{"hang": True}])
     settings.TOLLGATE_UPSTREAM_READ_TIMEOUT = 0.3
     from gateway.runtime import runtime
-    from gateway.upstream import upstream_client_create
+    from gateway.upstream import Upstream
 
-    old, runtime.client = runtime.client, upstream_client_create()
+    old, runtime.upstream = runtime.upstream, Upstream()
     try:
         with pytest.raises(openai.APIStatusError) as info:
             client(world).chat.completions.create(
                 model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}])
     finally:
-        runtime.client = old
+        runtime.upstream = old
     assert info.value.status_code == 504
 
 

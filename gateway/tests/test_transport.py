@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import httpx2
 import pytest
 
-from gateway.transport import HIGH_WATER, LeanTransport, _Connection
+from gateway.transport import _EOF, HIGH_WATER, LeanTransport, _Connection
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, dict], Awaitable[None]]
 
@@ -330,16 +330,22 @@ def test_reading_pauses_while_the_reader_lags_and_resumes_when_it_catches_up():
         sock = _FakeSocket()
         conn.connection_made(sock)
         piece = b"x" * (HIGH_WATER // 4)
+        reading = []
         for _ in range(5):
             conn.on_body(piece)
-        reading = [sock.reading]
-        for _ in range(5):
-            await conn.chunk()
             reading.append(sock.reading)
-        return reading
+        data = await conn.chunk()  # everything that arrived, at once
+        reading.append(sock.reading)
+        conn.on_body(b"tail")
+        conn.on_message_complete()
+        return reading, len(data), await conn.chunk(), await conn.chunk()
 
-    # Paused past HIGH_WATER (1.25 MiB buffered); resumed only below LOW_WATER (0.25).
-    assert run(main()) == [False, False, False, False, False, True]
+    reading, taken, tail, end = run(main())
+    # Paused once more than HIGH_WATER (1 MiB) waited; resumed when the reader took it.
+    assert reading == [True, True, True, True, False, True]
+    assert taken == 5 * (HIGH_WATER // 4)
+    assert tail == b"tail"
+    assert end is _EOF
 
 
 def _self_signed(tmp_path):
