@@ -41,3 +41,4 @@ node-clients:
 
 bench: install
 	$(PY) bench/overhead.py
+	$(PY) bench/overhead.py --upstream-delay-ms 200 --upstream-chunk-delay-ms 10 --concurrency 16,64

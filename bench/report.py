@@ -13,8 +13,6 @@ import psycopg
 import redis
 from loadgen import Phase, pct
 
-MARK_BEGIN, MARK_END = "<!-- overhead:begin -->", "<!-- overhead:end -->"
-
 
 def tollgate_cpu(phase: Phase) -> float:
     """Seconds of CPU per successful request in the gateway and its usage worker."""
@@ -120,13 +118,14 @@ def facts(root: Path, pg: str, host: str) -> str:
             f"- code: commit {commit}{' + uncommitted changes' if dirty else ''}")
 
 
-def write_doc(path: Path, section: str) -> None:
-    """Replace the results section of `path` (between the markers), or append one."""
+def write_doc(path: Path, section: str, name: str) -> None:
+    """Replace the results section `name` of `path` (between its markers), or append it."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{MARK_BEGIN}\n{section.strip()}\n{MARK_END}"
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
+    block = f"{begin}\n{section.strip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)

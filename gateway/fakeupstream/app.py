@@ -89,6 +89,7 @@ class FakeUpstream:
         sampling_exclusive_models: Iterable[str] = DEFAULT_SAMPLING_EXCLUSIVE,
         openai_cache_min_tokens: int = 1024,
         max_recorded_requests: int = 1000,
+        default: Behaviour | None = None,
     ) -> None:
         self._settings = {
             "valid_keys": None if valid_keys is None else frozenset(valid_keys),
@@ -99,6 +100,9 @@ class FakeUpstream:
         self._apply_settings()
         self.cache = PromptCache()
         self._scripts = ScriptBook()
+        # What an unscripted request gets (`--delay-ms`, `--chunk-delay-ms`: a model's
+        # pace, for benchmarks), else None: answer at once.
+        self._default = default
         self._requests: deque[dict[str, Any]] = deque(maxlen=max_recorded_requests)
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self._openai_chat,
@@ -215,7 +219,7 @@ class FakeUpstream:
         True when that already answered the request."""
         model = body.get("model") if isinstance(body, dict) else None
         ex.model = model if isinstance(model, str) else ""
-        behaviour = ex.behaviour = self._scripts.pop(ex.model)
+        behaviour = ex.behaviour = self._scripts.pop(ex.model) or self._default
         if behaviour is None:
             return False
         if behaviour.delay_ms:

@@ -1,5 +1,7 @@
-"""`python manage.py fakeupstream --port N [--host H]`: serve the fake OpenAI/Anthropic
-upstream (gateway.fakeupstream) with uvicorn, for the `make run` demo and benchmarks.
+"""`python manage.py fakeupstream --port N [--host H] [--delay-ms MS] [--chunk-delay-ms MS]`:
+serve the fake OpenAI/Anthropic upstream (gateway.fakeupstream) with uvicorn, for the
+`make run` demo and benchmarks. The delays give every unscripted answer a model's pace:
+that long before the first byte, and between stream events.
 
 One process on purpose: scripted behaviours and the request log live in its memory.
 """
@@ -10,6 +12,7 @@ import uvicorn
 from django.core.management.base import BaseCommand, CommandParser
 
 from gateway.fakeupstream import FakeUpstream
+from gateway.fakeupstream.script import Behaviour
 
 
 class Command(BaseCommand):
@@ -23,10 +26,16 @@ class Command(BaseCommand):
             help="accept only these API keys (repeatable; default: any key not starting "
                  "with 'bad-')",
         )
+        parser.add_argument("--delay-ms", type=int, default=0,
+                            help="wait this long before answering (default 0)")
+        parser.add_argument("--chunk-delay-ms", type=int, default=0,
+                            help="wait this long between stream events (default 0)")
 
     def handle(self, *args: object, host: str, port: int, valid_keys: list[str] | None,
-               **options: object) -> None:
-        app = FakeUpstream(valid_keys=valid_keys)
+               delay_ms: int, chunk_delay_ms: int, **options: object) -> None:
+        paced = Behaviour.parse({"delay_ms": delay_ms, "chunk_delay_ms": chunk_delay_ms})
+        app = FakeUpstream(valid_keys=valid_keys,
+                           default=paced if delay_ms or chunk_delay_ms else None)
         self.stdout.write(f"fake upstream on http://{host}:{port} "
                           "(OpenAI base URL /v1, Anthropic base URL /)")
         uvicorn.run(app, host=host, port=port, loop="auto", http="auto", lifespan="off",
