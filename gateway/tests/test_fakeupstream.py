@@ -481,3 +481,24 @@ def test_a_forced_tool_is_called_even_after_a_tool_result():
     plan = plan_reply(conv)
 
     assert plan.tool_calls == [("b", "{}")] and plan.stop == "tool_use"
+
+
+def test_a_default_behaviour_serves_every_unscripted_request():
+    from gateway.fakeupstream import FakeUpstream
+    from gateway.fakeupstream.script import Behaviour
+    from testkit import ServedApp
+
+    app = FakeUpstream(default=Behaviour.parse({"status": 503}))
+    served = ServedApp(app, lifespan="off")
+    try:
+        app.script("gpt-4o", [{"status": 429}])
+        oai = openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-test", max_retries=0)
+        statuses = []
+        for _ in range(3):
+            with pytest.raises(openai.APIStatusError) as info:
+                oai.chat.completions.create(model="gpt-4o",
+                                            messages=[{"role": "user", "content": "hi"}])
+            statuses.append(info.value.status_code)
+    finally:
+        served.stop()
+    assert statuses == [429, 503, 503]  # the script first, then the default
