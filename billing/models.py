@@ -153,6 +153,9 @@ class TopUp(CentsAmounts, models.Model):
     dispute_id = models.CharField(max_length=255, blank=True, default="")
     disputed_cents = models.PositiveIntegerField(default=0)
     dispute_posted_cents = models.PositiveIntegerField(default=0)
+    # Stripe said the merchant won the dispute (final): what it had taken back is given
+    # back, and a dispute event arriving late takes nothing.
+    dispute_won = models.BooleanField(default=False)
     fee_reversed_nano = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -174,8 +177,22 @@ class TopUp(CentsAmounts, models.Model):
         return self.fee_cents * NANO_PER_CENT
 
     @property
+    def taken_back_cents(self) -> int:
+        """What Stripe took back from this payment: refunds, and a dispute not won."""
+        return self.refunded_cents + (0 if self.dispute_won else self.disputed_cents)
+
+    @property
     def refunded_usd(self) -> Decimal:
-        return Decimal(self.refunded_cents + self.disputed_cents).scaleb(-2)
+        return Decimal(self.taken_back_cents).scaleb(-2)
+
+    @property
+    def clawback_label(self) -> str:
+        """How the console describes what happened to this payment after it was paid."""
+        if self.disputed_cents and self.dispute_won:
+            return "dispute won" + (", refunded" if self.refunded_cents else "")
+        if self.disputed_cents:
+            return "disputed"
+        return "refunded" if self.refunded_cents else ""
 
 
 class StripeEventOutcome(models.TextChoices):

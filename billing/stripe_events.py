@@ -14,6 +14,10 @@ only the difference between that state and what is already posted:
   knows yet is kept as DEFERRED and replayed when the checkout completes.
 A refund or dispute takes back what was paid (a negative REFUND entry) and gives back
 the matching share of the fee, so a full refund leaves the organisation where it was.
+A dispute the merchant wins (charge.dispute.closed or charge.dispute.funds_reinstated
+with status "won", whichever comes first) is given back the same way in reverse: a
+positive REFUND entry for what the dispute took and the fee share charged again. A win
+is final, so a win seen before the dispute's debit was posted means it never is.
 """
 
 from __future__ import annotations
@@ -228,8 +232,15 @@ def _replay_deferred(topup: TopUp) -> None:
             _record_refund(topup, obj)
         elif event.type == "charge.dispute.created":
             _record_dispute(topup, obj)
+        elif event.type in _DISPUTE_SETTLED:
+            _record_dispute_won(topup, obj)
         event.topup = topup
-        event.outcome = StripeEventOutcome.DEBITED
+        # Nothing was posted before this payment, so a win waiting here gives nothing back.
+        event.outcome = (
+            StripeEventOutcome.RECORDED
+            if event.type in _DISPUTE_SETTLED
+            else StripeEventOutcome.DEBITED
+        )
         event.detail = "applied after the payment it refers to"
         event.save(update_fields=["topup", "outcome", "detail"])
 
@@ -266,6 +277,34 @@ def _on_dispute_created(row: StripeEvent, dispute: dict[str, Any]) -> Outcome:
     return _clawback_outcome(topup)
 
 
+def _on_dispute_settled(row: StripeEvent, dispute: dict[str, Any]) -> Outcome:
+    """charge.dispute.closed and charge.dispute.funds_reinstated. Only a won dispute
+    gives anything back. A lost one keeps its debit, even when Stripe reinstates funds
+    (it does for a payment refunded in part before the dispute): the debit was already
+    capped at what had not been refunded, so those funds were never taken from credit."""
+    topup = _topup_for_charge(row, dispute)
+    status = str(dispute.get("status", ""))
+    if status != "won":
+        return StripeEventOutcome.RECORDED, f"dispute {status}: nothing to give back"
+    if topup is None:
+        return StripeEventOutcome.DEFERRED, "no top-up with this payment intent (yet)"
+    dispute_id = str(dispute.get("id", ""))
+    if topup.dispute_id and topup.dispute_id != dispute_id:
+        return (
+            StripeEventOutcome.REJECTED,
+            f"dispute {dispute_id} is not the one recorded ({topup.dispute_id})",
+        )
+    given_before = topup.dispute_posted_cents
+    _record_dispute_won(topup, dispute)
+    if topup.status != TopUpStatus.PAID:
+        return StripeEventOutcome.RECORDED, "won; the payment is not credited yet"
+    _post_clawbacks(topup, reference=topup.stripe_session_id or "")
+    given = given_before - topup.dispute_posted_cents
+    if not given:
+        return StripeEventOutcome.RECORDED, "won; nothing taken back is left to give back"
+    return StripeEventOutcome.CREDITED, f"dispute won: gave back {given} cents"
+
+
 def _record_refund(topup: TopUp, charge: dict[str, Any]) -> None:
     # amount_refunded is cumulative; events may arrive out of order, so keep the max.
     refunded = min(int(charge.get("amount_refunded") or 0), topup.amount_cents)
@@ -282,6 +321,13 @@ def _record_dispute(topup: TopUp, dispute: dict[str, Any]) -> None:
         topup.save(update_fields=["disputed_cents", "dispute_id", "updated_at"])
 
 
+def _record_dispute_won(topup: TopUp, dispute: dict[str, Any]) -> None:
+    _record_dispute(topup, dispute)  # a win may be the first we hear of the dispute
+    if not topup.dispute_won:
+        topup.dispute_won = True
+        topup.save(update_fields=["dispute_won", "updated_at"])
+
+
 def _clawback_outcome(topup: TopUp) -> Outcome:
     if topup.status != TopUpStatus.PAID:
         return StripeEventOutcome.RECORDED, "recorded; posted once the payment is credited"
@@ -291,62 +337,36 @@ def _clawback_outcome(topup: TopUp) -> Outcome:
     return StripeEventOutcome.DEBITED, f"posted {posted} cents"
 
 
+def _clawback_targets(topup: TopUp) -> tuple[int, int]:
+    """(dispute, refund) cents the ledger should have taken back. Stripe does not let
+    a charge be refunded and disputed past its amount; cap anyway, never below what is
+    already posted (the ledger only moves forward) except for a won dispute, which
+    takes nothing: it goes back to 0, and the refund it held under the cap can grow."""
+    if topup.dispute_won:
+        dispute = 0
+    else:
+        dispute = max(
+            topup.dispute_posted_cents,
+            min(topup.disputed_cents, topup.amount_cents - topup.refunded_cents),
+        )
+    refund = max(topup.refund_posted_cents, min(topup.refunded_cents, topup.amount_cents - dispute))
+    return dispute, refund
+
+
 def _post_clawbacks(topup: TopUp, *, reference: str) -> int:
-    """Post what Stripe took back beyond what the ledger already has; returns cents."""
+    """Post the difference between what Stripe took back (or, for a won dispute, gave
+    back) and what the ledger already has; returns the cents newly taken back."""
     if topup.status != TopUpStatus.PAID:
         return 0
-    # Stripe does not let a charge be refunded and disputed past its amount; cap anyway,
-    # never below what is already posted (the ledger only moves forward).
-    refund_target = topup.refunded_cents
-    dispute_target = max(
-        topup.dispute_posted_cents, min(topup.disputed_cents, topup.amount_cents - refund_target)
-    )
-    refund_target = max(
-        topup.refund_posted_cents, min(refund_target, topup.amount_cents - dispute_target)
-    )
+    dispute_target, refund_target = _clawback_targets(topup)
     refund_delta = refund_target - topup.refund_posted_cents
     dispute_delta = dispute_target - topup.dispute_posted_cents
-    clawed_cents = refund_target + dispute_target
-    fee_target = topup.fee_nano * clawed_cents // topup.amount_cents
-    fee_delta = fee_target - topup.fee_reversed_nano
-    postings = []
-    who = topup.created_by_id
-    if refund_delta > 0:
-        postings.append(
-            Posting(
-                organisation_id=topup.organisation_id,
-                kind=EntryKind.REFUND,
-                amount_nano=-refund_delta * NANO_PER_CENT,
-                idempotency_key=f"topup:{topup.public_id}:refunded-to:{refund_target}",
-                reference=reference,
-                memo="Stripe refund",
-                created_by_id=who,
-            )
-        )
-    if dispute_delta > 0:
-        postings.append(
-            Posting(
-                organisation_id=topup.organisation_id,
-                kind=EntryKind.REFUND,
-                amount_nano=-dispute_delta * NANO_PER_CENT,
-                idempotency_key=f"topup:{topup.public_id}:disputed-to:{dispute_target}",
-                reference=topup.dispute_id or reference,
-                memo=f"Payment disputed ({topup.dispute_id})",
-                created_by_id=who,
-            )
-        )
-    if fee_delta > 0:
-        postings.append(
-            Posting(
-                organisation_id=topup.organisation_id,
-                kind=EntryKind.FEE,
-                amount_nano=fee_delta,
-                idempotency_key=f"topup:{topup.public_id}:fee-returned-to:{fee_target}",
-                reference=reference,
-                memo="Top-up fee returned with the refunded amount",
-                created_by_id=who,
-            )
-        )
+    fee_target = topup.fee_nano * (refund_target + dispute_target) // topup.amount_cents
+    postings = [
+        *_refund_postings(topup, refund_delta, target=refund_target, reference=reference),
+        *_dispute_postings(topup, dispute_delta, target=dispute_target, reference=reference),
+        *_fee_postings(topup, fee_target, reference=reference),
+    ]
     if not postings:
         return 0
     ledger_post_many(postings=postings)
@@ -364,6 +384,75 @@ def _post_clawbacks(topup: TopUp, *, reference: str) -> int:
     return max(refund_delta, 0) + max(dispute_delta, 0)
 
 
+def _refund_postings(topup: TopUp, delta: int, *, target: int, reference: str) -> list[Posting]:
+    if delta <= 0:
+        return []
+    return [
+        Posting(
+            organisation_id=topup.organisation_id,
+            kind=EntryKind.REFUND,
+            amount_nano=-delta * NANO_PER_CENT,
+            idempotency_key=f"topup:{topup.public_id}:refunded-to:{target}",
+            reference=reference,
+            memo="Stripe refund",
+            created_by_id=topup.created_by_id,
+        )
+    ]
+
+
+def _dispute_postings(topup: TopUp, delta: int, *, target: int, reference: str) -> list[Posting]:
+    """A dispute's debit grows to its target; a won dispute's is given back whole, once
+    (a win is final, so one key per top-up), as a positive REFUND entry: it undoes the
+    negative one, and refunds summed over the ledger come out right."""
+    if delta > 0:
+        key, memo = f"disputed-to:{target}", f"Payment disputed ({topup.dispute_id})"
+    elif delta < 0:
+        key = "dispute-won"
+        memo = f"Dispute {topup.dispute_id} won: the disputed credit is given back"
+    else:
+        return []
+    return [
+        Posting(
+            organisation_id=topup.organisation_id,
+            kind=EntryKind.REFUND,
+            amount_nano=-delta * NANO_PER_CENT,
+            idempotency_key=f"topup:{topup.public_id}:{key}",
+            reference=topup.dispute_id or reference,
+            memo=memo,
+            created_by_id=topup.created_by_id,
+        )
+    ]
+
+
+def _fee_postings(topup: TopUp, target: int, *, reference: str) -> list[Posting]:
+    """The fee share follows what was taken back: returned as it grows, charged again
+    when a won dispute gives credit back. Before a win the target only grows, so it
+    keys the entry; after one it drops once, then only grows again, so those keys take
+    a suffix that keeps them apart from the earlier ones."""
+    delta = target - topup.fee_reversed_nano
+    if not delta:
+        return []
+    after_win = ":after-dispute-won" if topup.dispute_won else ""
+    memo = (
+        "Top-up fee returned with the refunded amount"
+        if delta > 0
+        else f"Top-up fee charged again: dispute {topup.dispute_id} won"
+    )
+    return [
+        Posting(
+            organisation_id=topup.organisation_id,
+            kind=EntryKind.FEE,
+            amount_nano=delta,
+            idempotency_key=f"topup:{topup.public_id}:fee-returned-to:{target}{after_win}",
+            reference=reference,
+            memo=memo,
+            created_by_id=topup.created_by_id,
+        )
+    ]
+
+
+_DISPUTE_SETTLED = frozenset({"charge.dispute.closed", "charge.dispute.funds_reinstated"})
+
 _HANDLERS = {
     "checkout.session.completed": _on_session_completed,
     "checkout.session.async_payment_succeeded": _on_async_payment_succeeded,
@@ -371,4 +460,6 @@ _HANDLERS = {
     "checkout.session.expired": _on_session_expired,
     "charge.refunded": _on_charge_refunded,
     "charge.dispute.created": _on_dispute_created,
+    "charge.dispute.closed": _on_dispute_settled,
+    "charge.dispute.funds_reinstated": _on_dispute_settled,
 }

@@ -10,8 +10,9 @@ Operator set-up: in the Stripe dashboard add an endpoint at
 `<SITE_URL>/billing/stripe/webhook/`, with the API version pinned in
 billing.stripe_client, sending checkout.session.completed,
 checkout.session.async_payment_succeeded, checkout.session.async_payment_failed,
-checkout.session.expired, charge.refunded and charge.dispute.created; put its signing
-secret in STRIPE_WEBHOOK_SECRET.
+checkout.session.expired, charge.refunded, charge.dispute.created,
+charge.dispute.closed and charge.dispute.funds_reinstated (a won dispute gives the credit
+back); put its signing secret in STRIPE_WEBHOOK_SECRET.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from dashboard import (
     views,
@@ -11,6 +11,8 @@ from dashboard import (
     views_requests,
     views_sessions,
 )
+
+register_converter(views_sessions.SessionIdConverter, "session_id")
 
 app_name = "dashboard"
 
@@ -39,13 +41,16 @@ urlpatterns = [
          name="request_detail"),
     # gateway: sessions, models, the operators' overview
     path("o/<slug:org>/sessions/", views_sessions.session_list, name="sessions"),
-    path("o/<slug:org>/sessions/<path:session_id>/", views_sessions.session_detail,
+    path("o/<slug:org>/sessions/<session_id:session_id>/", views_sessions.session_detail,
          name="session_detail"),
     path("o/<slug:org>/models/", views_models.model_list, name="models"),
     path("operator/", views_operator.operator_overview, name="operator"),
     path("operator/requests/", views_operator.operator_requests, name="operator_requests"),
     path("operator/requests/<str:request_id>/", views_operator.operator_request_detail,
          name="operator_request_detail"),
+    path("operator/sessions/", views_operator.operator_sessions, name="operator_sessions"),
+    path("operator/sessions/<slug:organisation>/<session_id:session_id>/",
+         views_operator.operator_session_detail, name="operator_session_detail"),
     # billing: balance, ledger, top-ups; BYOK provider keys
     path("o/<slug:org>/billing/", views_billing.billing, name="billing"),
     path("o/<slug:org>/billing/topup/", views_billing.billing_topup, name="billing_topup"),

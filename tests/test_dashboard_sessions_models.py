@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from html import escape, unescape
+from urllib.parse import urljoin
 from uuid import uuid4
 
 import pytest
@@ -102,6 +104,60 @@ def test_an_unknown_or_foreign_session_is_404(client, tenant, sessions):
     log(Organisation.objects.get(slug="globex"), session_id="globex-only")
     url = reverse("dashboard:session_detail", args=["acme", "globex-only"])
     assert client.get(url).status_code == 404
+
+
+AWKWARD_IDS = ["a/../b", "x?y#z", "with space", "ünï/cödé", "..", "/", "100%2F", "~2F", "a|b"]
+
+
+def _href(html: str, text: str) -> str:
+    """The link of the anchor whose text contains `text`, as the browser would follow it
+    (HTML entities undone, dot segments resolved against the page's URL)."""
+    anchor = html.index(text)
+    start = html.rindex('href="', 0, anchor) + len('href="')
+    href = unescape(html[start:html.index('"', start)])
+    return urljoin("http://testserver/o/acme/sessions/", href)
+
+
+@pytest.mark.parametrize("session_id", AWKWARD_IDS)
+def test_any_session_id_links_to_its_own_page(client, tenant, session_id):
+    log(tenant.organisation, session_id=session_id, cost_nano=41)
+    log(tenant.organisation, session_id="b", cost_nano=1)  # where a/../b must not lead
+    client.force_login(tenant.member)
+    listing = client.get(reverse("dashboard:sessions", args=["acme"])).content.decode()
+
+    link = _href(listing, f"<code>{escape(session_id)}</code>")
+    assert link.startswith("http://testserver/o/acme/sessions/")
+    response = client.get(link)
+
+    assert response.status_code == 200
+    session = response.context["session"]
+    assert (session["session_id"], session["cost_nano"]) == (session_id, 41)
+
+
+@pytest.mark.parametrize("session_id", AWKWARD_IDS)
+def test_another_organisations_member_gets_404_for_any_session_id(
+    client, tenant, outsider, session_id
+):
+    log(tenant.organisation, session_id=session_id)
+    client.force_login(outsider)  # owner of globex
+    for org in ("acme", "globex"):
+        url = reverse("dashboard:session_detail", args=[org, session_id])
+        assert client.get(url).status_code == 404, url
+
+
+@pytest.mark.parametrize("segment", ["task~2D1", "task~2d", "~", "~Z1", "~C3", "~FF"])
+def test_only_the_one_spelling_of_a_session_id_resolves(client, tenant, sessions, segment):
+    """Another spelling of task-1 ("-" escaped), bad hex, a cut escape, or bytes that
+    are not UTF-8."""
+    client.force_login(tenant.member)
+    assert client.get(f"/o/acme/sessions/{segment}/").status_code == 404
+
+
+def test_a_plain_session_id_keeps_a_readable_url():
+    assert reverse("dashboard:session_detail", args=["acme", "task-1_B"]) == (
+        "/o/acme/sessions/task-1_B/")
+    assert reverse("dashboard:session_detail", args=["acme", "a/../b ü"]) == (
+        "/o/acme/sessions/a~2F~2E~2E~2Fb~20~C3~BC/")
 
 
 def test_durations_read_naturally():

@@ -4,6 +4,8 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from billing.models import (
     EntryKind,
@@ -17,6 +19,7 @@ from billing.selectors import balance_get, ledger_sum
 from billing.services import balance_reconcile
 from billing.tests.conftest import WEBHOOK_SECRET, WEBHOOK_URL, deliver, stripe_event
 from billing.tests.fake_stripe import sign_payload
+from billing.tests.test_webhooks_concurrency import _deliver_all_at_once
 from billing.topups import topup_checkout_create
 
 pytestmark = pytest.mark.django_db
@@ -58,14 +61,51 @@ def _charge(session, amount_refunded):
     }
 
 
-def _dispute(session, amount):
+def _balance_transaction(amount, category):
+    """A dispute's balance transaction: the withdrawal (with Stripe's $15 fee) or the
+    reinstatement of funds."""
+    fee = 1500 if category == "dispute" else 0
     return {
-        "id": "dp_test_1",
+        "id": f"txn_test_{category}",
+        "object": "balance_transaction",
+        "amount": amount,
+        "currency": "usd",
+        "fee": fee,
+        "net": amount - fee,
+        "reporting_category": category,
+        "type": "adjustment",
+        "status": "available",
+    }
+
+
+def _dispute(session, amount, *, status="needs_response", reinstated=0, dispute_id="dp_test_1"):
+    """A Stripe Dispute object as webhook events carry it: charge.dispute.created,
+    .closed and .funds_reinstated all send the whole dispute, `status` saying where it
+    stands ("won" or "lost" once closed) and `balance_transactions` the funds withdrawn
+    and any reinstated."""
+    moves = [_balance_transaction(-amount, "dispute")]
+    if reinstated:
+        moves.append(_balance_transaction(reinstated, "dispute_reversal"))
+    return {
+        "id": dispute_id,
         "object": "dispute",
         "amount": amount,
+        "balance_transactions": moves,
         "charge": "ch_test_1",
+        "created": 1_800_000_000,
+        "currency": "usd",
+        "evidence_details": {
+            "due_by": 1_800_900_000,
+            "has_evidence": status != "needs_response",
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
         "payment_intent": session["payment_intent"],
-        "status": "needs_response",
+        "reason": "fraudulent",
+        "status": status,
     }
 
 
@@ -298,3 +338,206 @@ def test_a_dispute_and_a_refund_never_take_back_more_than_was_paid(
     taken = -sum(e.amount_nano for e in LedgerEntry.objects.filter(kind=EntryKind.REFUND))
     assert taken == 20 * USD
     assert _balance(tenant) == 0
+
+
+# --- Disputes the merchant wins -------------------------------------------------
+
+
+def _won(session, amount=2000, **kwargs):
+    return _dispute(session, amount, status="won", reinstated=amount, **kwargs)
+
+
+def _paid_and_disputed(client, fake_stripe, topup, amount=2000):
+    session = _paid_session(fake_stripe, topup)
+    deliver(client, stripe_event("checkout.session.completed", session))
+    deliver(client, stripe_event("charge.dispute.created", _dispute(session, amount)))
+    return session
+
+
+def _entries(kind):
+    return sorted(e.amount_nano for e in LedgerEntry.objects.filter(kind=kind))
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("charge.dispute.funds_reinstated", "charge.dispute.closed"),
+        ("charge.dispute.closed", "charge.dispute.funds_reinstated"),
+    ],
+)
+def test_a_won_dispute_gives_the_credit_back_once(
+    client, tenant, topup, fake_stripe, first, second
+):
+    session = _paid_and_disputed(client, fake_stripe, topup)
+    assert _balance(tenant) == 0
+    won = stripe_event(first, _won(session))
+
+    response = deliver(client, won)
+    assert response.json()["outcome"] == StripeEventOutcome.CREDITED
+    assert _balance(tenant) == 19 * USD
+    deliver(client, won)  # Stripe's retry of the same event
+    other = deliver(client, stripe_event(second, _won(session)))
+    assert other.json()["outcome"] == StripeEventOutcome.RECORDED
+
+    assert _balance(tenant) == 19 * USD
+    assert _entries(EntryKind.REFUND) == [-20 * USD, 20 * USD]
+    assert _entries(EntryKind.FEE) == [-1 * USD, -1 * USD, 1 * USD]
+    given_back = LedgerEntry.objects.get(kind=EntryKind.REFUND, amount_nano__gt=0)
+    assert given_back.reference == "dp_test_1"
+    assert given_back.memo == "Dispute dp_test_1 won: the disputed credit is given back"
+    assert ledger_sum(organisation=tenant.organisation) == _balance(tenant)
+    assert balance_reconcile() == []
+
+
+def test_a_dispute_still_open_or_lost_gives_nothing_back(client, tenant, topup, fake_stripe):
+    session = _paid_and_disputed(client, fake_stripe, topup)
+    for status in ("under_review", "lost"):
+        response = deliver(
+            client, stripe_event("charge.dispute.closed", _dispute(session, 2000, status=status))
+        )
+        assert response.json()["outcome"] == StripeEventOutcome.RECORDED
+    assert _balance(tenant) == 0
+    topup.refresh_from_db()
+    assert not topup.dispute_won
+
+
+def test_funds_reinstated_for_a_lost_dispute_after_a_partial_refund_give_nothing_back(
+    client, tenant, topup, fake_stripe
+):
+    """Stripe withdraws the whole disputed amount and, when the dispute is lost, gives
+    back the part refunded before it. The ledger never took that part twice."""
+    session = _paid_session(fake_stripe, topup)
+    deliver(client, stripe_event("checkout.session.completed", session))
+    deliver(client, stripe_event("charge.refunded", _charge(session, 500)))
+    deliver(client, stripe_event("charge.dispute.created", _dispute(session, 2000)))
+    assert _balance(tenant) == 0
+    lost = _dispute(session, 2000, status="lost", reinstated=500)
+
+    response = deliver(client, stripe_event("charge.dispute.funds_reinstated", lost))
+
+    assert response.json()["outcome"] == StripeEventOutcome.RECORDED
+    assert _balance(tenant) == 0
+    assert balance_reconcile() == []
+
+
+def test_a_win_that_overtakes_its_dispute_never_takes_the_credit(
+    client, tenant, topup, fake_stripe
+):
+    session = _paid_session(fake_stripe, topup)
+    deliver(client, stripe_event("checkout.session.completed", session))
+    early = deliver(client, stripe_event("charge.dispute.closed", _won(session)))
+    late = deliver(client, stripe_event("charge.dispute.created", _dispute(session, 2000)))
+
+    assert early.json()["outcome"] == StripeEventOutcome.RECORDED
+    assert late.json()["outcome"] == StripeEventOutcome.RECORDED
+    assert _balance(tenant) == 19 * USD
+    assert not LedgerEntry.objects.filter(kind=EntryKind.REFUND).exists()
+    topup.refresh_from_db()
+    assert (topup.dispute_id, topup.disputed_cents, topup.dispute_won) == ("dp_test_1", 2000, True)
+
+
+def test_a_dispute_and_its_win_before_the_payment_credit_the_payment_only(
+    client, tenant, topup, fake_stripe
+):
+    session = _paid_session(fake_stripe, topup)
+    for type_, obj in [
+        ("charge.dispute.created", _dispute(session, 2000)),
+        ("charge.dispute.funds_reinstated", _won(session)),
+    ]:
+        response = deliver(client, stripe_event(type_, obj))
+        assert response.json()["outcome"] == StripeEventOutcome.DEFERRED
+
+    deliver(client, stripe_event("checkout.session.completed", session))
+
+    assert _balance(tenant) == 19 * USD
+    assert not LedgerEntry.objects.filter(kind=EntryKind.REFUND).exists()
+    replayed = dict(StripeEvent.objects.filter(topup=topup).values_list("type", "outcome"))
+    assert replayed["charge.dispute.funds_reinstated"] == StripeEventOutcome.RECORDED
+    assert balance_reconcile() == []
+
+
+def test_a_win_while_the_payment_is_processing_gives_nothing_once_paid(
+    client, tenant, topup, fake_stripe
+):
+    pending = _paid_session(fake_stripe, topup, payment_status="unpaid")
+    deliver(client, stripe_event("checkout.session.completed", pending))
+    deliver(client, stripe_event("charge.dispute.created", _dispute(pending, 2000)))
+    response = deliver(client, stripe_event("charge.dispute.closed", _won(pending)))
+    assert response.json()["outcome"] == StripeEventOutcome.RECORDED
+
+    paid = dict(pending, payment_status="paid")
+    deliver(client, stripe_event("checkout.session.async_payment_succeeded", paid))
+
+    assert _balance(tenant) == 19 * USD
+    assert not LedgerEntry.objects.filter(kind=EntryKind.REFUND).exists()
+
+
+def test_a_refund_held_back_by_a_dispute_is_posted_when_the_dispute_is_won(
+    client, tenant, topup, fake_stripe
+):
+    session = _paid_and_disputed(client, fake_stripe, topup)
+    deliver(client, stripe_event("charge.refunded", _charge(session, 500)))
+    assert _balance(tenant) == 0  # the dispute already took all of it
+
+    deliver(client, stripe_event("charge.dispute.closed", _won(session)))
+
+    assert _entries(EntryKind.REFUND) == [-20 * USD, -5 * USD, 20 * USD]
+    assert _balance(tenant) == 19 * USD - 5 * USD + USD // 4
+    assert balance_reconcile() == []
+
+
+def test_refunds_after_a_won_dispute_return_the_fee_share_again(client, tenant, topup, fake_stripe):
+    """The fee share goes back with the dispute, is charged again with the win, and goes
+    back again with a later refund: each of those is its own ledger entry."""
+    session = _paid_session(fake_stripe, topup)
+    deliver(client, stripe_event("checkout.session.completed", session))
+    deliver(client, stripe_event("charge.refunded", _charge(session, 500)))
+    deliver(client, stripe_event("charge.dispute.created", _dispute(session, 1500)))
+    assert _balance(tenant) == 0
+    deliver(client, stripe_event("charge.dispute.funds_reinstated", _won(session, 1500)))
+    assert _balance(tenant) == 19 * USD - 5 * USD + USD // 4
+
+    deliver(client, stripe_event("charge.refunded", _charge(session, 2000)))
+
+    assert _balance(tenant) == 0
+    assert _entries(EntryKind.FEE) == [-USD, -(USD * 3 // 4), USD // 4, USD * 3 // 4, USD * 3 // 4]
+    assert balance_reconcile() == []
+
+
+def test_a_win_for_another_dispute_is_rejected(client, tenant, topup, fake_stripe):
+    session = _paid_and_disputed(client, fake_stripe, topup)
+    response = deliver(
+        client, stripe_event("charge.dispute.closed", _won(session, dispute_id="dp_other"))
+    )
+    assert response.json()["outcome"] == StripeEventOutcome.REJECTED
+    assert _balance(tenant) == 0
+
+
+def test_concurrent_win_events_give_the_credit_back_once(
+    transactional_db, tenant, topup, fake_stripe
+):
+    client = Client()
+    session = _paid_and_disputed(client, fake_stripe, topup)
+    events = [
+        stripe_event(type_, _won(session))
+        for type_ in ["charge.dispute.closed", "charge.dispute.funds_reinstated"] * 4
+    ]
+
+    statuses = _deliver_all_at_once(events)
+
+    assert statuses == [200] * len(events)
+    assert _entries(EntryKind.REFUND) == [-20 * USD, 20 * USD]
+    assert _balance(tenant) == 19 * USD
+    assert balance_reconcile() == []
+
+
+def test_the_billing_page_says_a_won_dispute_took_nothing_back(client, tenant, topup, fake_stripe):
+    session = _paid_and_disputed(client, fake_stripe, topup)
+    client.force_login(tenant.admin)
+    page = reverse("dashboard:billing", args=[tenant.organisation.slug])
+    assert "disputed $20.00" in client.get(page).content.decode()
+
+    deliver(client, stripe_event("charge.dispute.closed", _won(session)))
+    html = client.get(page).content.decode()
+    assert "dispute won" in html
+    assert "disputed $" not in html
