@@ -28,7 +28,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections, models, transaction
+from django.db import (
+    DataError,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    connections,
+    models,
+    transaction,
+)
 from django.db.models import Field, JSONField, Q
 
 from accounts.models import ApiKey
@@ -40,6 +48,7 @@ from gateway.models import Deployment, RequestLog
 log = logging.getLogger(__name__)
 
 STREAM = USAGE_STREAM  # the settle script appends to it (billing.credit)
+REFUSED_STREAM = "tg:usage:refused"  # events the database refused on their own
 LAST_USED_RESOLUTION_SECONDS = 30
 _last_used_written: dict[int, float] = {}
 GROUP = "flushers"
@@ -293,13 +302,37 @@ class UsageFlusher:
                 return 0
             try:
                 close_old_connections()
-                committed = usage_batch_write(batch.events)
+                committed = self._write(batch.events)
             finally:
                 close_old_connections()
             if committed:  # before the ack: a crash in between replays, harmlessly
                 self._on_written(committed)
             self._source.ack(batch)
         return len(batch.events)
+
+    def _write(self, events: list[dict[str, Any]]) -> dict[int, list[str]]:
+        """Write a batch. If the database refuses its data (not: is unreachable), write
+        the events one by one and set aside each one it refuses on its own, so that one
+        bad event cannot hold back every organisation's usage for ever."""
+        try:
+            return usage_batch_write(events)
+        except (DataError, IntegrityError):
+            if len(events) == 1:
+                raise
+            log.exception("a usage batch was refused; writing its %d events one by one",
+                          len(events))
+        committed: dict[int, list[str]] = defaultdict(list)
+        for event in events:
+            try:
+                written = usage_batch_write([event])
+            except (DataError, IntegrityError) as exc:
+                log.error("usage event %s refused by the database and set aside: %s; %s",
+                          event.get("request_id"), exc, json.dumps(event, default=str))
+                self._source.set_aside(event, str(exc))
+                continue
+            for org_id, request_ids in written.items():
+                committed[org_id] += request_ids
+        return dict(committed)
 
     def drain(self) -> None:
         """Write everything queued so far, in the calling thread."""
@@ -332,6 +365,9 @@ class LocalUsageQueue:
 
     def ack(self, batch: _Batch) -> None:
         pass
+
+    def set_aside(self, event: dict[str, Any], error: str) -> None:
+        """Nowhere durable to keep it in process: the flusher has logged it whole."""
 
 
 class RedisUsageQueue:
@@ -397,6 +433,11 @@ class RedisUsageQueue:
         if ids and not events:
             self._s.xack(STREAM, GROUP, *ids)
         return _Batch(events, ids)
+
+    def set_aside(self, event: dict[str, Any], error: str) -> None:
+        """Keep an event the database refused in a stream of its own, for the operator
+        to inspect and replay (XRANGE tg:usage:refused)."""
+        self._s.xadd(REFUSED_STREAM, {"e": json.dumps(event), "error": error[:1000]})
 
     def ack(self, batch: _Batch) -> None:
         if batch.ids:

@@ -1,5 +1,6 @@
 """The usage worker writes queued events from the Redis stream to the database."""
 
+import asyncio
 import json
 import time
 
@@ -10,7 +11,13 @@ from django.core.management import CommandError, call_command
 
 from billing.models import LedgerEntry
 from gateway.models import RequestLog
-from gateway.usage import STREAM, RedisUsageQueue
+from gateway.usage import (
+    REFUSED_STREAM,
+    STREAM,
+    LocalUsageQueue,
+    RedisUsageQueue,
+    UsageFlusher,
+)
 from testkit import make_tenant
 
 
@@ -40,3 +47,40 @@ def test_it_refuses_to_run_without_redis(settings):
     settings.REDIS_URL = ""
     with pytest.raises(CommandError, match="REDIS_URL"):
         call_command("usage_worker", "--once")
+
+
+def _event(tenant, request_id: str, **extra) -> dict:
+    return {"request_id": request_id, "organisation_id": tenant.organisation.pk,
+            "started_at": time.time(), "client_protocol": "openai", "requested_model": "m",
+            "status_code": 200, "outcome": "ok", "cost_nano": 1000, **extra}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_the_database_refuses_is_set_aside_and_the_rest_written(settings_redis):
+    tenant = make_tenant("acme")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    poison = _event(tenant, "req_poison", organisation_id=987654)  # no such organisation
+    for event in (_event(tenant, "req_a"), poison, _event(tenant, "req_b")):
+        client.xadd(STREAM, {"e": json.dumps(event)})
+
+    call_command("usage_worker", "--once")
+
+    assert sorted(RequestLog.objects.values_list("request_id", flat=True)) == ["req_a", "req_b"]
+    assert LedgerEntry.objects.filter(reference__in=["req_a", "req_b"]).count() == 2
+    (_, fields), = client.xrange(REFUSED_STREAM)
+    assert json.loads(fields[b"e"])["request_id"] == "req_poison"
+    assert fields[b"error"]
+    assert RedisUsageQueue(None, client).take(block=False).events == []  # all acknowledged
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_mode_writes_the_rest_of_a_refused_batch():
+    tenant = make_tenant("acme")
+    queue = LocalUsageQueue()
+    for event in (_event(tenant, "req_a"), _event(tenant, "req_poison", organisation_id=987654),
+                  _event(tenant, "req_b")):
+        asyncio.run(queue.append(event))
+    released = []
+    UsageFlusher(queue, released.append).drain()
+    assert sorted(RequestLog.objects.values_list("request_id", flat=True)) == ["req_a", "req_b"]
+    assert released == [{tenant.organisation.pk: ["req_a", "req_b"]}]
