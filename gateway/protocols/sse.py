@@ -67,6 +67,20 @@ class SSEParser:
 
 
 def _parse_event(raw: bytes) -> SSEEvent | None:
+    # The shapes vendors send nearly always: one data line, after at most an event
+    # line. They are read without splitting the event into lines.
+    last = len(raw) - 2
+    if raw.startswith(b"data: ") and raw.find(b"\n") == last:
+        return SSEEvent(event=None, data=raw[6:last].decode("utf-8", "replace"), raw=raw)
+    if raw.startswith(b"event: "):
+        first = raw.find(b"\n")
+        if raw.startswith(b"data: ", first + 1) and raw.find(b"\n", first + 1) == last:
+            return SSEEvent(event=raw[7:first].decode("utf-8", "replace"),
+                            data=raw[first + 7:last].decode("utf-8", "replace"), raw=raw)
+    return _parse_event_lines(raw)
+
+
+def _parse_event_lines(raw: bytes) -> SSEEvent | None:
     name: str | None = None
     data_lines: list[str] = []
     only_comments = True
