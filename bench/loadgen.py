@@ -86,9 +86,12 @@ def post_bytes(host: str, port: int, path: str, body: bytes, headers: dict[str, 
 
 
 async def load(phase: Phase, host: str, port: int, raw: bytes, total: int,
-               seconds: float) -> None:
+               seconds: float, stagger: float = 0.0) -> None:
     """Send `raw` `total` times (or until `seconds` pass) over `phase.concurrency`
-    connections, each sending its next request as soon as the last one completed."""
+    connections, each sending its next request as soon as the last one completed.
+    With `stagger` (seconds), client i starts i/concurrency of it late: against an
+    upstream that always takes the same time, clients started together would stay in
+    lock step and arrive in bursts, which no real traffic does."""
     loop = asyncio.get_running_loop()
     conns = [(await loop.create_connection(Conn, host, port))[1]
              for _ in range(phase.concurrency)]
@@ -96,7 +99,8 @@ async def load(phase: Phase, host: str, port: int, raw: bytes, total: int,
     left = [total]
     deadline = time.perf_counter() + seconds
 
-    async def client(conn: Conn) -> None:
+    async def client(conn: Conn, delay: float) -> None:
+        await asyncio.sleep(delay)
         while left[0] > 0 and time.perf_counter() < deadline:
             left[0] -= 1
             phase.sent += 1
@@ -112,7 +116,8 @@ async def load(phase: Phase, host: str, port: int, raw: bytes, total: int,
 
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(asyncio.gather(*(client(c) for c in conns)), seconds + 60)
+        await asyncio.wait_for(asyncio.gather(
+            *(client(c, i * stagger / len(conns)) for i, c in enumerate(conns))), seconds + 60)
     finally:
         phase.wall = time.perf_counter() - started
         for conn in conns:

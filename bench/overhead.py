@@ -40,6 +40,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -224,23 +225,30 @@ def machine_busy() -> float:
     return (sum(values) - values[3] - values[4]) / TICK  # minus idle and iowait
 
 
-def named_cpu(command: str) -> float:
-    """CPU seconds of every process whose command name is `command` (PostgreSQL's
-    backends, the Redis server). A backend that exits during a phase takes its CPU
-    with it: connections here are pooled, so that is rare."""
-    total = 0.0
+def named_cpu(command: str) -> dict[int, float]:
+    """CPU seconds of each process whose command name is `command` (PostgreSQL's
+    backends, the Redis server), by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if (entry / "comm").read_text().strip() == command:
-                total += proc_cpu(int(entry.name))
+                found[int(entry.name)] = proc_cpu(int(entry.name))
         except OSError:  # it exited meanwhile
             continue
-    return total
+    return found
 
 
-def cpu_snapshot(stack: Stack) -> dict[str, float]:
+def cpu_delta(before, after) -> float:
+    """CPU used between two snapshots; for per-pid snapshots, by the processes alive at
+    the end (one that exited meanwhile took its CPU with it, and is not subtracted)."""
+    if isinstance(after, dict):
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+    return after - before
+
+
+def cpu_snapshot(stack: Stack) -> dict[str, Any]:
     return {"gateway": proc_cpu(stack.gw_pid), "loop": proc_cpu(stack.gw_pid, stack.gw_pid),
             "worker": sum(proc_cpu(pid) for pid in stack.worker_pids),
             "fake": proc_cpu(stack.fake_pid), "client": time.process_time(),
@@ -273,13 +281,13 @@ def run_phase(stack: Stack, phase: Phase, total: int, seconds: float, tag: str) 
             stack.gw_port, stack.key, MODEL, phase.stream, session)
     print(f"  {session} {phase.target}: up to {total} requests", flush=True)
     before = cpu_snapshot(stack)
-    uvloop.run(load(phase, HOST, port, raw, total, seconds))
+    uvloop.run(load(phase, HOST, port, raw, total, seconds, stagger=stack.pace[0] / 1000))
     if phase.target == "gateway":
         count = wait_logged(stack.org_id, session, phase.sent)
         if count != phase.sent:
             raise RuntimeError(f"{session}: {phase.sent} sent but {count} request log rows")
     after = cpu_snapshot(stack)
-    phase.cpu = {k: after[k] - before[k] for k in after}
+    phase.cpu = {k: cpu_delta(before[k], after[k]) for k in after}
     want = b'"cost"' if phase.target == "gateway" else b'"usage"'
     if phase.errors or want not in phase.sample or (
             phase.stream and b"[DONE]" not in phase.sample):
