@@ -117,10 +117,13 @@ def wait_http(url: str, key: str, proc: subprocess.Popen, log: Path) -> None:
 class Stack:
     """The database, Redis DB, fake upstream and gateway of one run; close() undoes all."""
 
-    def __init__(self, redis_db: int, keep_db: bool, pace: tuple[int, int] = (0, 0)) -> None:
+    def __init__(self, redis_db: int, keep_db: bool, pace: tuple[int, int] = (0, 0),
+                 workers: int = 1) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
         self.redis_db, self.keep_db = redis_db, keep_db
         self.pace = pace  # the fake's delay before answering, and between stream events
+        self.workers = workers  # uvicorn worker processes
+        self.web_pids: list[int] = []
         self.procs: list[subprocess.Popen] = []
         self.fake_port, self.gw_port = free_port(), free_port()
         self.fake_url = f"http://{HOST}:{self.fake_port}"
@@ -156,13 +159,15 @@ class Stack:
                           "--name", "bench").strip()
         wait_http(f"{self.fake_url}/v1/models", UPSTREAM_KEY, fake, self.tmp / "fake.log")
         gateway = self.spawn("gateway", "serve", "--no-demo", "--host", HOST,
-                             "--port", str(self.gw_port), "--workers", "1")
+                             "--port", str(self.gw_port), "--workers", str(self.workers))
         wait_http(f"http://{HOST}:{self.gw_port}/v1/models", self.key, gateway,
                   self.tmp / "gateway.log")
         self.fake_pid, self.gw_pid = fake.pid, gateway.pid
         # `serve` starts a usage worker process (request logs and ledger debits) next
         # to uvicorn: its CPU is part of what the gateway costs.
-        self.worker_pids = children(gateway.pid)
+        tree = descendants(gateway.pid)
+        self.worker_pids = [p for p in tree if "usage_worker" in cmdline(p)]
+        self.web_pids = [gateway.pid, *(p for p in tree if p not in self.worker_pids)]
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "wb")  # the child keeps it open
@@ -214,6 +219,18 @@ def proc_cpu(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace")
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
 def children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return [int(p) for p in f.read().split()]
@@ -249,7 +266,8 @@ def cpu_delta(before, after) -> float:
 
 
 def cpu_snapshot(stack: Stack) -> dict[str, Any]:
-    return {"gateway": proc_cpu(stack.gw_pid), "loop": proc_cpu(stack.gw_pid, stack.gw_pid),
+    return {"gateway": sum(proc_cpu(pid) for pid in stack.web_pids),
+            "loop": sum(proc_cpu(pid, pid) for pid in stack.web_pids),
             "worker": sum(proc_cpu(pid) for pid in stack.worker_pids),
             "fake": proc_cpu(stack.fake_pid), "client": time.process_time(),
             "postgres": named_cpu("postgres"), "redis": named_cpu("redis-server"),
@@ -329,6 +347,8 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true", help=f"do not drop {DB_NAME}")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few requests")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes of the gateway (default 1)")
     parser.add_argument("--upstream-delay-ms", type=int, default=0,
                         help="the fake waits this long before answering (default 0)")
     parser.add_argument("--upstream-chunk-delay-ms", type=int, default=0,
@@ -341,7 +361,7 @@ def main() -> int:
         signal.signal(signum, signal.default_int_handler)
     load = os.getloadavg()
     pace = (args.upstream_delay_ms, args.upstream_chunk_delay_ms)
-    stack = Stack(args.redis_db, args.keep_db, pace)
+    stack = Stack(args.redis_db, args.keep_db, pace, args.workers)
     pairs: list[tuple[Phase, Phase]] = []
     try:
         stack.start()

@@ -110,7 +110,8 @@ def facts(root: Path, pg: str, host: str) -> str:
              "Django", "psycopg", "redis")
     libs = ", ".join(f"{d.name} {d.version}" for n in names if (d := installed(n)))
     commit = subprocess.getoutput(f"git -C {root} rev-parse --short HEAD")
-    dirty = subprocess.getoutput(f"git -C {root} status --porcelain --untracked-files=no")
+    dirty = subprocess.getoutput(f"git -C {root} status --porcelain --untracked-files=no "
+                                 "-- . ':!docs/benchmarks.md'")  # the results go there
     return (f"- machine: nproc {subprocess.getoutput('nproc')} ({cpu}); free -h: "
             f"{' '.join(mem[1:3])} total/used; Linux {platform.release()}\n"
             f"- versions: Python {platform.python_version()}, {libs}; PostgreSQL {pg}, Redis "

@@ -215,7 +215,7 @@ if TOLLGATE_USAGE_FLUSHER not in ("inprocess", "external"):
     raise ConfigError("TOLLGATE_USAGE_FLUSHER must be 'inprocess' or 'external'")
 if TOLLGATE_USAGE_FLUSHER == "external" and not REDIS_URL:
     raise ConfigError("TOLLGATE_USAGE_FLUSHER=external needs REDIS_URL (the shared queue)")
-TOLLGATE_USAGE_BATCH_SIZE = env_int("TOLLGATE_USAGE_BATCH_SIZE", 200)
+TOLLGATE_USAGE_BATCH_SIZE = env_int("TOLLGATE_USAGE_BATCH_SIZE", 500)
 TOLLGATE_USAGE_FLUSH_MS = env_int("TOLLGATE_USAGE_FLUSH_MS", 200)
 TOLLGATE_DEMO_UPSTREAM_URL = env_str("TOLLGATE_DEMO_UPSTREAM_URL", "http://127.0.0.1:8001")
 

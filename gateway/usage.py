@@ -285,11 +285,19 @@ class UsageFlusher:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                started = time.monotonic()
                 try:
-                    self.flush_once(block=True)
+                    written = self.flush_once(block=True)
                 except Exception:  # keep flushing; the events stay queued for a retry
                     log.exception("usage flush failed; will retry")
                     self._stop.wait(1.0)
+                    continue
+                if 0 < written < settings.TOLLGATE_USAGE_BATCH_SIZE:
+                    # A batch costs a few statements whatever its size: below full
+                    # batches, let events gather for one flush interval (usage is
+                    # written at most that much later; nothing waits for it).
+                    interval = settings.TOLLGATE_USAGE_FLUSH_MS / 1000
+                    self._stop.wait(max(interval - (time.monotonic() - started), 0))
         finally:
             connections.close_all()
 

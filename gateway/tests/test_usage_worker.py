@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 import time
 
 import pytest
@@ -84,3 +85,24 @@ def test_embedded_mode_writes_the_rest_of_a_refused_batch():
     UsageFlusher(queue, released.append).drain()
     assert sorted(RequestLog.objects.values_list("request_id", flat=True)) == ["req_a", "req_b"]
     assert released == [{tenant.organisation.pk: ["req_a", "req_b"]}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_partial_batch_the_flusher_lets_events_gather(settings):
+    settings.TOLLGATE_USAGE_FLUSH_MS = 60_000  # a linger only stop() cuts short
+    tenant = make_tenant("acme")
+    queue = LocalUsageQueue()
+    batches, first_written = [], threading.Event()
+
+    def written(committed):
+        batches.append(sorted(committed[tenant.organisation.pk]))
+        first_written.set()
+
+    flusher = UsageFlusher(queue, written)
+    flusher.start()
+    asyncio.run(queue.append(_event(tenant, "req_1")))
+    assert first_written.wait(10)
+    for request_id in ("req_2", "req_3"):  # arrive while the flusher lingers
+        asyncio.run(queue.append(_event(tenant, request_id)))
+    flusher.stop()  # ends the linger; what gathered is written as one batch
+    assert batches == [["req_1"], ["req_2", "req_3"]]
