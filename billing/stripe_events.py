@@ -15,7 +15,7 @@ only the difference between that state and what is already posted:
 A refund or dispute takes back what was paid (a negative REFUND entry) and gives back
 the matching share of the fee, so a full refund leaves the organisation where it was.
 A dispute the merchant wins (charge.dispute.closed or charge.dispute.funds_reinstated
-with status "won", whichever comes first) is given back the same way in reverse: a
+with status "won", whichever comes first; or an inquiry closed as "warning_closed") is given back the same way in reverse: a
 positive REFUND entry for what the dispute took and the fee share charged again. A win
 is final, so a win seen before the dispute's debit was posted means it never is.
 """
@@ -284,7 +284,10 @@ def _on_dispute_settled(row: StripeEvent, dispute: dict[str, Any]) -> Outcome:
     capped at what had not been refunded, so those funds were never taken from credit."""
     topup = _topup_for_charge(row, dispute)
     status = str(dispute.get("status", ""))
-    if status != "won":
+    # "warning_closed": an inquiry that closed without becoming a chargeback. Its
+    # credit was taken back when it opened (a dispute is debited as it is created),
+    # and, as for a win, nothing was lost.
+    if status not in ("won", "warning_closed"):
         return StripeEventOutcome.RECORDED, f"dispute {status}: nothing to give back"
     if topup is None:
         return StripeEventOutcome.DEFERRED, "no top-up with this payment intent (yet)"

@@ -107,6 +107,14 @@ def test_the_operators_request_log_links_to_the_session(client, two_orgs_session
     assert reverse("dashboard:operator_session_detail", args=["acme", "a/../b"]) in page
 
 
+def test_the_operators_request_detail_links_to_its_session(client, two_orgs_sessions,
+                                                             admin_user):
+    client.force_login(admin_user)
+    url = reverse("dashboard:operator_request_detail", args=["req_globex_s1"])
+    page = client.get(url).content.decode()
+    assert reverse("dashboard:operator_session_detail", args=["globex", "task-1"]) in page
+
+
 def test_sessions_across_organisations_page_without_gaps_or_repeats(
     client, two_orgs, admin_user, monkeypatch
 ):

@@ -541,3 +541,20 @@ def test_the_billing_page_says_a_won_dispute_took_nothing_back(client, tenant, t
     html = client.get(page).content.decode()
     assert "dispute won" in html
     assert "disputed $" not in html
+
+
+def test_an_inquiry_closed_without_a_chargeback_gives_the_credit_back(
+    client, tenant, topup, fake_stripe
+):
+    session = _paid_session(fake_stripe, topup)
+    deliver(client, stripe_event("checkout.session.completed", session))
+    deliver(client, stripe_event("charge.dispute.created",
+                                 _dispute(session, 2000, status="warning_needs_response")))
+    assert _balance(tenant) == 0
+
+    closed = _dispute(session, 2000, status="warning_closed")
+    response = deliver(client, stripe_event("charge.dispute.closed", closed))
+
+    assert response.json()["outcome"] == StripeEventOutcome.CREDITED
+    assert _balance(tenant) == 19 * USD
+    assert balance_reconcile() == []
