@@ -1,5 +1,6 @@
-"""python manage.py serve: the console, admin and API from one uvicorn process, plus
-the demo fake upstream (unless --no-demo) so the demo models answer."""
+"""python manage.py serve: the console, admin and API served by uvicorn (one worker
+process per CPU with Redis, one without), plus the demo fake upstream (unless
+--no-demo) so the demo models answer."""
 
 import os
 import subprocess
@@ -8,7 +9,7 @@ from urllib.parse import urlparse
 
 import uvicorn
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -18,13 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument(
-            "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
-        )
+            "--workers", type=int, default=None,
+            help="uvicorn worker processes (default: WEB_CONCURRENCY, else one per CPU with "
+                 "Redis, one without)")
         parser.add_argument("--no-demo", action="store_true", help="do not start the fake upstream")
         parser.add_argument("--celery", action="store_true",
                             help="with Redis, also start a Celery worker with beat (make run)")
 
     def handle(self, *args, host, port, workers, no_demo, celery=False, **options):
+        workers = self._workers(workers)
         demo = None
         if not no_demo:
             url = urlparse(settings.TOLLGATE_DEMO_UPSTREAM_URL)
@@ -77,3 +80,14 @@ class Command(BaseCommand):
             if demo is not None:
                 demo.terminate()
                 demo.wait(timeout=10)
+
+    def _workers(self, asked: int | None) -> int:
+        """Several event loops need state they can share: credit holds, rests and the
+        usage queue live in Redis. Without it, one process keeps them in memory."""
+        if asked is None:
+            env = os.environ.get("WEB_CONCURRENCY")
+            asked = int(env) if env else (os.cpu_count() or 1) if settings.REDIS_URL else 1
+        if asked > 1 and not settings.REDIS_URL:
+            raise CommandError(f"--workers {asked} needs REDIS_URL: without Redis, credit "
+                               "holds and the usage queue live in one process's memory.")
+        return max(asked, 1)
