@@ -73,9 +73,13 @@ class _Out:
         self.last_sent = time.monotonic()
 
     async def keepalive(self) -> None:
+        """For the whole stream: after the grace, the headers and a comment if nothing
+        was sent yet; from then on a comment whenever nothing was sent for an interval
+        (before the first content, and whenever the upstream pauses)."""
         await asyncio.sleep(settings.TOLLGATE_STREAM_HEADER_GRACE_MS / 1000)
         interval = max(settings.TOLLGATE_KEEPALIVE_SECONDS, 0.01)
-        await self.write(SSE_KEEPALIVE)
+        if not self.started:
+            await self.write(SSE_KEEPALIVE)
         while True:
             wait = interval - (time.monotonic() - self.last_sent)
             if wait > 0:
@@ -96,16 +100,18 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
     async def pump() -> None:
         keepalive = asyncio.create_task(out.keepalive())
         try:
-            attempt, opened = await walk(call, candidates, bodies, run,
-                                         hedge_delay=hedge_delay, input_estimate=input_estimate)
+            await relay()
         finally:
             keepalive.cancel()
             await asyncio.gather(keepalive, return_exceptions=True)
+
+    async def relay() -> None:
+        attempt, opened = await walk(call, candidates, bodies, run,
+                                     hedge_delay=hedge_delay, input_estimate=input_estimate)
         call.adopt(attempt)
         state["opened"] = opened
         call.mark_first_byte()
         adapter = opened.adapter
-        keepalive = asyncio.create_task(out.keepalive())  # the upstream may pause
         try:
             if adapter.done:
                 await _finish_stream(call, adapter, input_estimate)
@@ -140,7 +146,6 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
             raise GatewayError(502, f"{attempt.candidate.label} sent a malformed stream.",
                                code="upstream_malformed") from exc
         finally:
-            keepalive.cancel()
             await opened.response.aclose()
 
     task = asyncio.create_task(pump())

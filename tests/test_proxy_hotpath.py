@@ -122,6 +122,20 @@ def test_a_silent_upstream_gets_keepalive_comments(world, settings):
     assert data[-1] == "data: [DONE]"
 
 
+def test_an_upstream_pausing_mid_stream_gets_keepalive_comments_between_events(world, settings):
+    settings.TOLLGATE_STREAM_HEADER_GRACE_MS = 0
+    settings.TOLLGATE_KEEPALIVE_SECONDS = 0.02
+    world.fake.script("gpt-5.5", [{"chunk_delay_ms": 150}])
+    with httpx.stream("POST", f"{world.url}/v1/chat/completions", headers={
+        "authorization": f"Bearer {world.secret}"}, json={
+            "model": "test-gpt-5.5", "stream": True, "messages": CHAT}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    data = [i for i, line in enumerate(lines) if line.startswith("data: {")]
+    between = lines[data[0]:data[-1]]
+    assert any(line.startswith(":") for line in between)
+    assert lines[-1] == "data: [DONE]"
+
+
 def test_no_credit_is_402_telling_how_to_top_up(world):
     LedgerEntry.objects.all().delete()
     from billing.models import CreditBalance
