@@ -19,6 +19,9 @@ from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
 from gateway.usage import byok_fee_nano, usage_batch_write
 
+_EVENT_ALWAYS = frozenset(("request_id", "organisation_id", "started_at", "status_code",
+                           "outcome", "client_protocol", "requested_model"))
+
 log = logging.getLogger("tollgate.proxy")
 
 
@@ -190,4 +193,7 @@ class Call:
             "attempts": self.attempts,
             "route_reason": self.route_reason[:200],
         }
-        return event
+        # Fields at their column's default (0, "", False, None, []) are left out: the
+        # usage worker fills in defaults, and a smaller event is cheaper to encode here,
+        # to keep in Redis and to decode there.
+        return {k: v for k, v in event.items() if v or k in _EVENT_ALWAYS}
