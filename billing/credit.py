@@ -240,13 +240,18 @@ class ScriptBatch:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, _, future), result in zip(calls, results, strict=True):
-            if future.done():  # its caller was cancelled
-                continue
-            if isinstance(result, list) and result and result[0] == b"ERR":
-                future.set_exception(ResponseError(result[1].decode()))
-            else:
-                future.set_result(result)
+        try:
+            for (_, _, future), result in zip(calls, results, strict=True):
+                if future.done():  # its caller was cancelled
+                    continue
+                if isinstance(result, list) and result and result[0] == b"ERR":
+                    future.set_exception(ResponseError(result[1].decode()))
+                else:
+                    future.set_result(result)
+        finally:  # a reply of the wrong shape must not leave anyone waiting
+            for _, _, future in calls:
+                if not future.done():
+                    future.set_exception(ResponseError("malformed batched script reply"))
 
 
 _inflight: set[asyncio.Task] = set()  # batches being sent (kept from the collector)

@@ -15,9 +15,10 @@ only the difference between that state and what is already posted:
 A refund or dispute takes back what was paid (a negative REFUND entry) and gives back
 the matching share of the fee, so a full refund leaves the organisation where it was.
 A dispute the merchant wins (charge.dispute.closed or charge.dispute.funds_reinstated
-with status "won", whichever comes first; or an inquiry closed as "warning_closed") is given back the same way in reverse: a
-positive REFUND entry for what the dispute took and the fee share charged again. A win
-is final, so a win seen before the dispute's debit was posted means it never is.
+with status "won", whichever comes first; or an inquiry closed as "warning_closed") is
+given back the same way in reverse: a positive REFUND entry for what the dispute took
+and the fee share charged again. A win is final (Stripe allows one dispute per charge),
+so a win seen before the dispute's debit was posted means it never is.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ spoken (httpx2 does not speak it by default either).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections import deque
@@ -66,6 +67,8 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.write_paused = False
         self.drained: asyncio.Future | None = None
+        self.interim = False  # reading a 1xx response, which the final one follows
+        self.unexpected = False  # bytes nobody asked for: the connection is never reused
 
     # --- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -89,7 +92,7 @@ class _Connection(asyncio.Protocol):
                                                          request=self.request))
         if self.request is None or self.complete:
             return
-        if self.head is not None and self.head.done() and self.until_close:
+        if self.head is not None and self.head.done() and self.until_close and exc is None:
             self.complete = True
             self._push(_EOF)
             return
@@ -111,17 +114,40 @@ class _Connection(asyncio.Protocol):
             self.drained.set_result(None)
 
     # --- httptools callbacks -------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.request is None or self.complete:
+            # A response to no request (while idle, or past the end of the answer):
+            # reusing this connection could give it to the next request, of anyone.
+            self.unexpected = self.closed = True
+            if self.request is None:
+                self.transport.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if not self.unexpected:
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        if self.unexpected:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            if status == 101:  # never asked for: no protocol switch on this connection
+                self.unexpected = self.closed = True
+                self._fail(httpx2.RemoteProtocolError("unexpected 101 Switching Protocols",
+                                                      request=self.request))
+                return
+            self.interim = True  # 100 Continue, 102, 103 Early Hints: the answer follows
+            self.headers = []
+            return
+        self.status = status
         names = {name.lower() for name, _ in self.headers}
         self.until_close = b"content-length" not in names and b"transfer-encoding" not in names
         if self.head is not None and not self.head.done():
             self.head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self.unexpected:
+            return
         self._push(body)
         self.buffered += len(body)
         if self.buffered > HIGH_WATER and not self.paused:
@@ -129,6 +155,11 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if self.unexpected:
+            return
+        if self.interim:
+            self.interim = False
+            return
         self.complete = True
         if not self.parser.should_keep_alive():
             self.closed = True  # reuse is refused; closed when handed back
@@ -159,6 +190,7 @@ class _Connection(asyncio.Protocol):
         self.chunks.clear()
         self.buffered = 0
         self.complete = False
+        self.interim = False
         self.head = loop.create_future()
         url = request.url
         lines = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
@@ -239,6 +271,16 @@ class _Body(httpx2.AsyncByteStream):
     def __init__(self, transport: LeanTransport, conn: _Connection) -> None:
         self._transport = transport
         self._conn: _Connection | None = conn
+        self._loop = asyncio.get_running_loop()
+
+    def __del__(self) -> None:
+        # A response dropped unclosed (a task cancelled between receiving it and
+        # closing it) must not hold its pool slot for ever. The collector may run in
+        # any thread: hand the release to the loop.
+        conn, self._conn = self._conn, None
+        if conn is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(
+                functools.partial(self._transport.release, conn, reusable=False))
 
     async def __aiter__(self):
         conn = self._conn
@@ -394,7 +436,8 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             lambda: _Connection(pool), pool.host, pool.port, ssl=context,
             server_hostname=pool.host if context else None)
         try:
-            _, conn = await asyncio.wait_for(opening, _timeout_of(request, "connect"))
+            async with asyncio.timeout(_timeout_of(request, "connect")):
+                _, conn = await opening
         except TimeoutError as exc:
             raise httpx2.ConnectTimeout(f"connecting to {pool.host}:{pool.port} timed out",
                                         request=request) from exc
@@ -407,6 +450,9 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         """Take back a connection whose exchange is over."""
         self._busy -= 1
         conn.request = None
+        if conn.paused and not conn.closed:  # the last read filled the buffer: read again
+            conn.paused = False
+            conn.transport.resume_reading()
         if reusable and not conn.closed and not self._closed \
                 and self._idle_count < self._max_keepalive:
             conn.idle_since = time.monotonic()

@@ -43,7 +43,7 @@ class Upstream:
         self._urls: dict[str, httpx2.URL] = {}
         self._client: httpx2.AsyncClient | None = None
         self._transport: httpx2.AsyncBaseTransport | None = None
-        if urllib.request.getproxies():
+        if set(urllib.request.getproxies()) - {"no"}:  # NO_PROXY alone names no proxy
             refuse_all = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
             self._client = httpx2.AsyncClient(
                 limits=limits, timeout=timeout, follow_redirects=False,
@@ -79,8 +79,10 @@ class Upstream:
         endpoint. Only headers the upstream needs are sent: never the client's own
         Tollgate key."""
         provider = deployment.provider
+        # Identity: streams are relayed as the bytes arrive, which a compressed stream
+        # would break, and answers are small next to the time they take to generate.
         headers = {"content-type": "application/json", "accept": "application/json",
-                   "accept-encoding": "gzip, deflate", "user-agent": USER_AGENT}
+                   "accept-encoding": "identity", "user-agent": USER_AGENT}
         if provider.protocol == "anthropic":
             headers["x-api-key"] = api_key
             headers["anthropic-version"] = client_headers.get("anthropic-version",

@@ -5,6 +5,7 @@ as httpx2's exception, the connection limit, and abandoned streams."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import json
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import httpx2
 import pytest
 
-from gateway.transport import _EOF, HIGH_WATER, LeanTransport, _Connection
+from gateway.transport import _EOF, HIGH_WATER, LeanTransport, _Connection, _Pool
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, dict], Awaitable[None]]
 
@@ -412,3 +413,83 @@ def test_https_verifies_the_certificate_and_reuses_the_tls_connection(tmp_path):
     assert run(main()) == ["tls 0", "tls 1"]
     # Both requests shared one TLS connection; the refused handshake never got that far.
     assert len(connections) == 1
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_interim_1xx_responses_are_skipped_and_never_answer_the_next_request(together):
+    async def reply(reader, writer, request):
+        if request["body"] == b"A":
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </x>; rel=preload\r\n\r\n")
+            if not together:
+                await writer.drain()
+            writer.write(ok(b'{"for": "A"}'))
+        else:
+            writer.write(ok(b'{"for": "B"}'))
+
+    async def main():
+        async with Server(reply) as server, client() as c:
+            a = await c.post(f"{server.url}/", content=b"A")
+            b = await c.post(f"{server.url}/", content=b"B")
+            return server, (a.status_code, a.json()), (b.status_code, b.json())
+
+    server, a, b = run(main())
+    assert a == (200, {"for": "A"})
+    assert b == (200, {"for": "B"})
+    assert server.connections == 1
+
+
+def test_bytes_past_the_answer_keep_the_connection_from_being_reused():
+    async def reply(reader, writer, request):
+        if request["index"] == 0:  # says 2 bytes, sends more: a broken upstream
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n")
+        else:
+            writer.write(ok(b"second"))
+
+    async def main():
+        async with Server(reply) as server, client() as c:
+            first = await c.post(f"{server.url}/", content=b"x")
+            second = await c.post(f"{server.url}/", content=b"x")
+            return server, first.content, second.content
+
+    server, first, second = run(main())
+    assert (first, second) == (b"ok", b"second")
+    assert server.connections == 2
+
+
+def test_a_connection_handed_back_while_paused_reads_again():
+    async def main():
+        transport = LeanTransport()
+        conn = _Connection(pool=_Pool("127.0.0.1", 80, False))
+        sock = _FakeSocket()
+        conn.connection_made(sock)
+        conn.request = httpx2.Request("POST", "http://127.0.0.1/")
+        body = b"x" * (HIGH_WATER + 10)
+        conn.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        before = (conn.complete, sock.reading)
+        transport._busy = 1  # as if checked out
+        transport.release(conn, reusable=True)  # the reader left without reading
+        return before, sock.reading, conn.pool.idle == [conn]
+
+    # The answer arrived whole and filled the buffer: reading was paused.
+    assert run(main()) == ((True, False), True, True)
+
+
+def test_a_response_dropped_unclosed_gives_its_slot_back():
+    async def reply(reader, writer, request):
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await reader.read()
+
+    async def main():
+        async with Server(reply) as server:
+            transport = LeanTransport(max_connections=1)
+            response = await transport.handle_async_request(
+                httpx2.Request("POST", f"{server.url}/", content=b"x"))
+            busy = transport._busy
+            del response  # a task cancelled between getting it and closing it
+            gc.collect()
+            await asyncio.sleep(0)  # the release is handed to the loop
+            after = transport._busy
+            await transport.aclose()
+            return busy, after
+
+    assert run(main()) == (1, 0)

@@ -48,12 +48,14 @@ def test_requests_carry_only_what_the_upstream_needs_and_no_cookies_are_kept():
     assert "authorization" not in anthropic_call["headers"]  # never the client's key
     for call in (openai_call, anthropic_call):
         assert call["headers"]["x-extra"] == "1"
+        assert call["headers"]["accept-encoding"] == "identity"  # streams relay raw bytes
         assert "cookie" not in call["headers"]  # the first answer's Set-Cookie is dropped
 
 
 def test_a_proxy_in_the_environment_selects_httpx2s_client(monkeypatch, settings):
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "localhost")  # no proxy named: still the lean transport
     plain = Upstream()
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     proxied = Upstream()
