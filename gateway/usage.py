@@ -249,6 +249,43 @@ def _last_used_update(events: list[dict[str, Any]], key_ids: list[int | None]) -
         ).update(last_used_at=when)
 
 
+# The database refusing the data (not being unreachable: that is an OperationalError,
+# and the batch is retried whole). SQLite's driver refuses lone surrogates itself.
+_REFUSED = (DataError, IntegrityError, UnicodeError)
+
+
+def _write_one(event: dict[str, Any]) -> dict[int, list[str]]:
+    """One event; if the database refuses it, once more with its text and numbers made
+    storable (upstream text may hold NUL or lone surrogates, which PostgreSQL refuses;
+    a count may overflow its column): the request is billed either way."""
+    try:
+        return usage_batch_write([event])
+    except _REFUSED:
+        cleaned = _storable(event)
+        if cleaned == event:
+            raise
+        log.warning("usage event %s written with its text and numbers cleaned",
+                    event.get("request_id"))
+        return usage_batch_write([cleaned])
+
+
+_INT_MAX = 2**31 - 1  # the token and latency columns are 32-bit
+
+
+def _storable(value: Any, key: str = "") -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and key not in ("cost_nano", "started_at"):
+        return min(max(value, 0), _INT_MAX)
+    if isinstance(value, dict):
+        return {k: _storable(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 @dataclass
 class _Batch:
     events: list[dict[str, Any]]
@@ -324,7 +361,7 @@ class UsageFlusher:
         bad event cannot hold back every organisation's usage for ever."""
         try:
             return usage_batch_write(events)
-        except (DataError, IntegrityError):
+        except _REFUSED:
             if len(events) == 1:
                 raise
             log.exception("a usage batch was refused; writing its %d events one by one",
@@ -332,8 +369,8 @@ class UsageFlusher:
         committed: dict[int, list[str]] = defaultdict(list)
         for event in events:
             try:
-                written = usage_batch_write([event])
-            except (DataError, IntegrityError) as exc:
+                written = _write_one(event)
+            except _REFUSED as exc:
                 log.error("usage event %s refused by the database and set aside: %s; %s",
                           event.get("request_id"), exc, json.dumps(event, default=str))
                 self._source.set_aside(event, str(exc))

@@ -106,3 +106,22 @@ def test_after_a_partial_batch_the_flusher_lets_events_gather(settings):
         asyncio.run(queue.append(_event(tenant, request_id)))
     flusher.stop()  # ends the linger; what gathered is written as one batch
     assert batches == [["req_1"], ["req_2", "req_3"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_text_the_database_refuses_is_cleaned_and_the_request_still_billed():
+    tenant = make_tenant("acme")
+    queue = LocalUsageQueue()
+    awkward = _event(tenant, "req_awkward", outcome="error", status_code=502,
+                     error_message="upstream said \x00 and \ud800",
+                     attempts=[{"error": "bad \x00 byte", "status": 502}],
+                     output_tokens=2**40)
+    for event in (_event(tenant, "req_a"), awkward):
+        asyncio.run(queue.append(event))
+    UsageFlusher(queue, lambda committed: None).drain()
+
+    row = RequestLog.objects.get(request_id="req_awkward")
+    assert "\x00" not in row.error_message and row.error_message.startswith("upstream said")
+    assert row.output_tokens == 2**31 - 1
+    assert LedgerEntry.objects.get(reference="req_awkward").amount_nano == -1000
+    assert RequestLog.objects.filter(request_id="req_a").exists()
