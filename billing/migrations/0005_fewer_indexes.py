@@ -4,8 +4,15 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from config.migration_ops import ForVendor, OnlineIndexChanges
+
+ONLINE = OnlineIndexChanges(
+    "billing", "LedgerEntry", drop_columns=["organisation_id", "api_key_id", "idempotency_key"],
+    unique_column="idempotency_key", unique_name="ledger_idempotency_unique")
+
 
 class Migration(migrations.Migration):
+    atomic = False  # DROP INDEX CONCURRENTLY runs outside a transaction
 
     dependencies = [
         ('accounts', '0001_initial'),
@@ -13,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    changes = [
         migrations.AlterField(
             model_name='ledgerentry',
             name='api_key',
@@ -32,5 +39,11 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='ledgerentry',
             constraint=models.UniqueConstraint(fields=('idempotency_key',), name='ledger_idempotency_unique'),
+        ),
+    ]
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=changes,
+            database_operations=[ForVendor(postgresql=[ONLINE.operation()], other=changes)],
         ),
     ]

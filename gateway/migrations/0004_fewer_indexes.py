@@ -3,15 +3,21 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from config.migration_ops import ForVendor, OnlineIndexChanges
+
+ONLINE = OnlineIndexChanges("gateway", "RequestLog", drop_columns=["organisation_id", "request_id"],
+                            unique_column="request_id", unique_name="reqlog_request_id_unique")
+
 
 class Migration(migrations.Migration):
+    atomic = False  # DROP INDEX CONCURRENTLY runs outside a transaction
 
     dependencies = [
         ('accounts', '0001_initial'),
         ('gateway', '0003_router'),
     ]
 
-    operations = [
+    changes = [
         migrations.AlterField(
             model_name='requestlog',
             name='organisation',
@@ -25,5 +31,11 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='requestlog',
             constraint=models.UniqueConstraint(fields=('request_id',), name='reqlog_request_id_unique'),
+        ),
+    ]
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=changes,
+            database_operations=[ForVendor(postgresql=[ONLINE.operation()], other=changes)],
         ),
     ]
