@@ -98,7 +98,7 @@ def key_spend_load(key_id: int, window: str) -> int:
 
 def credit_keys(organisation_id: int) -> list[str]:
     """avail, held, pending, and pendreq (request id -> its pending amount)."""
-    base = f"tg:credit:{{{organisation_id}}}"  # one hash slot per organisation
+    base = f"tg:credit:{{{organisation_id}}}"  # (batched calls span organisations: one Redis, not a Cluster)
     return [f"{base}:avail", f"{base}:held", f"{base}:pending", f"{base}:pendreq"]
 
 
