@@ -97,8 +97,9 @@ def key_spend_load(key_id: int, window: str) -> int:
 
 
 def credit_keys(organisation_id: int) -> list[str]:
-    """avail, held, pending, and pendreq (request id -> its pending amount)."""
-    base = f"tg:credit:{{{organisation_id}}}"  # (batched calls span organisations: one Redis, not a Cluster)
+    """avail, held, pending, and pendreq (request id -> its pending amount). Batched
+    calls span organisations, so this is for one Redis, not a Cluster."""
+    base = f"tg:credit:{{{organisation_id}}}"
     return [f"{base}:avail", f"{base}:held", f"{base}:pending", f"{base}:pendreq"]
 
 
