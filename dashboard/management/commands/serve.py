@@ -48,6 +48,7 @@ class Command(BaseCommand):
         if settings.REDIS_URL and celery:
             celery_worker = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "config", "worker", "-B",
+                 "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
                  "--concurrency", "1", "--loglevel", "WARNING"], cwd=settings.BASE_DIR)
             self.stdout.write("Celery worker with beat started (roll-ups, reconciliation)")
         beat = None
