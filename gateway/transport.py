@@ -195,6 +195,10 @@ class _Connection(asyncio.Protocol):
         url = request.url
         lines = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
         for name, value in request.headers.raw:
+            if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
+                # A line break would start a header (or a request) of its own.
+                raise httpx2.LocalProtocolError(f"line break in header {name!r}",
+                                                request=request)
             lines += (name, b": ", value, b"\r\n")
         lines.append(b"\r\n")
         if len(body) <= WRITE_CHUNK:

@@ -493,3 +493,20 @@ def test_a_response_dropped_unclosed_gives_its_slot_back():
             return busy, after
 
     assert run(main()) == (1, 0)
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent():
+    async def reply(reader, writer, request):
+        writer.write(ok(b"{}"))
+
+    async def main():
+        async with Server(reply) as server, client() as c:
+            with pytest.raises(httpx2.LocalProtocolError):
+                await c.post(f"{server.url}/", content=b"x",
+                             headers={"x-beta": "a\r\nx-injected: 1"})
+            after = await c.post(f"{server.url}/", content=b"x")
+            return server, after.status_code
+
+    server, status = run(main())
+    assert status == 200
+    assert [r["headers"].get("x-injected") for r in server.requests] == [None]
