@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BigIntegerField, F, Field, OuterRef, Subquery, Sum, Value
+from django.db.models import BigIntegerField, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from accounts.models import Membership, Organisation, Role
 from billing.models import CreditBalance, EntryKind, LedgerEntry, TrialGrant
 from billing.money import usd_to_nano
 from billing.signals import balance_changed
+from config.sql import column_base_type
 
 logger = logging.getLogger(__name__)
 
@@ -172,9 +173,9 @@ def _ledger_insert_sql() -> str:
     quote = connection.ops.quote_name
     fields = [f for f in LedgerEntry._meta.concrete_fields if not f.primary_key]
     given = [f for f in fields if f.attname in _POSTING_FIELDS]
-    record = ", ".join(f"{quote(f.attname)} {_base_type(f)}" for f in given)
+    record = ", ".join(f"{quote(f.attname)} {column_base_type(f)}" for f in given)
     values = ", ".join(
-        f"p.{quote(f.attname)}" if f.attname in _POSTING_FIELDS else f"%s::{_base_type(f)}"
+        f"p.{quote(f.attname)}" if f.attname in _POSTING_FIELDS else f"%s::{column_base_type(f)}"
         for f in fields
     )
     entry = LedgerEntry._meta
@@ -201,9 +202,6 @@ def _ledger_insert_sql() -> str:
         f"SELECT k, id FROM written"
     )
 
-
-def _base_type(field: Field) -> str:
-    return field.db_type(connection).split("(")[0]
 
 
 def _ledger_insert(postings: list[Posting], *, at: datetime) -> dict[str, int]:

@@ -388,20 +388,21 @@ def _post_clawbacks(topup: TopUp, *, reference: str) -> int:
     return max(refund_delta, 0) + max(dispute_delta, 0)
 
 
+def _topup_posting(topup: TopUp, kind: str, amount_nano: int, key: str, *, reference: str,
+                   memo: str) -> Posting:
+    """A ledger entry about a top-up, keyed by the top-up and what happened to it."""
+    return Posting(
+        organisation_id=topup.organisation_id, kind=kind, amount_nano=amount_nano,
+        idempotency_key=f"topup:{topup.public_id}:{key}", reference=reference, memo=memo,
+        created_by_id=topup.created_by_id,
+    )
+
+
 def _refund_postings(topup: TopUp, delta: int, *, target: int, reference: str) -> list[Posting]:
     if delta <= 0:
         return []
-    return [
-        Posting(
-            organisation_id=topup.organisation_id,
-            kind=EntryKind.REFUND,
-            amount_nano=-delta * NANO_PER_CENT,
-            idempotency_key=f"topup:{topup.public_id}:refunded-to:{target}",
-            reference=reference,
-            memo="Stripe refund",
-            created_by_id=topup.created_by_id,
-        )
-    ]
+    return [_topup_posting(topup, EntryKind.REFUND, -delta * NANO_PER_CENT,
+                           f"refunded-to:{target}", reference=reference, memo="Stripe refund")]
 
 
 def _dispute_postings(topup: TopUp, delta: int, *, target: int, reference: str) -> list[Posting]:
@@ -415,17 +416,8 @@ def _dispute_postings(topup: TopUp, delta: int, *, target: int, reference: str) 
         memo = f"Dispute {topup.dispute_id} won: the disputed credit is given back"
     else:
         return []
-    return [
-        Posting(
-            organisation_id=topup.organisation_id,
-            kind=EntryKind.REFUND,
-            amount_nano=-delta * NANO_PER_CENT,
-            idempotency_key=f"topup:{topup.public_id}:{key}",
-            reference=topup.dispute_id or reference,
-            memo=memo,
-            created_by_id=topup.created_by_id,
-        )
-    ]
+    return [_topup_posting(topup, EntryKind.REFUND, -delta * NANO_PER_CENT, key,
+                           reference=topup.dispute_id or reference, memo=memo)]
 
 
 def _fee_postings(topup: TopUp, target: int, *, reference: str) -> list[Posting]:
@@ -442,17 +434,9 @@ def _fee_postings(topup: TopUp, target: int, *, reference: str) -> list[Posting]
         if delta > 0
         else f"Top-up fee charged again: dispute {topup.dispute_id} won"
     )
-    return [
-        Posting(
-            organisation_id=topup.organisation_id,
-            kind=EntryKind.FEE,
-            amount_nano=delta,
-            idempotency_key=f"topup:{topup.public_id}:fee-returned-to:{target}{after_win}",
-            reference=reference,
-            memo=memo,
-            created_by_id=topup.created_by_id,
-        )
-    ]
+    return [_topup_posting(topup, EntryKind.FEE, delta,
+                           f"fee-returned-to:{target}{after_win}", reference=reference,
+                           memo=memo)]
 
 
 _DISPUTE_SETTLED = frozenset({"charge.dispute.closed", "charge.dispute.funds_reinstated"})

@@ -37,12 +37,13 @@ from django.db import (
     models,
     transaction,
 )
-from django.db.models import Field, JSONField, Q
+from django.db.models import JSONField, Q
 
 from accounts.models import ApiKey
 from billing.credit import USAGE_STREAM
 from billing.models import EntryKind
 from billing.services import Posting, ledger_post_many_keys
+from config.sql import column_base_type
 from gateway.models import Deployment, RequestLog
 
 log = logging.getLogger(__name__)
@@ -181,10 +182,10 @@ def _request_log_insert_sql() -> str:
     quote = connection.ops.quote_name
     fields = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
     from_events = [f for f in fields if f.attname in _EVENT_COLUMNS]
-    record = ", ".join(f"{quote(f.attname)} {_base_type(f)}" for f in from_events)
+    record = ", ".join(f"{quote(f.attname)} {column_base_type(f)}" for f in from_events)
     values = ", ".join(
-        f"COALESCE(r.{quote(f.attname)}, %s::{_base_type(f)})"
-        if f.attname in _EVENT_COLUMNS else f"%s::{_base_type(f)}"
+        f"COALESCE(r.{quote(f.attname)}, %s::{column_base_type(f)})"
+        if f.attname in _EVENT_COLUMNS else f"%s::{column_base_type(f)}"
         for f in fields
     )
     request_id = quote(RequestLog._meta.get_field("request_id").column)
@@ -195,9 +196,6 @@ def _request_log_insert_sql() -> str:
         f"ORDER BY r.{quote('request_id')} ON CONFLICT ({request_id}) DO NOTHING"
     )
 
-
-def _base_type(field: Field) -> str:
-    return field.db_type(connection).split("(")[0]
 
 
 def _field_defaults() -> list[Any]:
