@@ -17,7 +17,10 @@ bytes with an asyncio protocol and the httptools parser (C, already uvicorn's):
   flow control: the socket is paused while more than HIGH_WATER bytes wait for the
   reader;
 - a connection is reused only after its response was read to the end and both sides
-  allow keep-alive; a response closed early (a client that went away) closes it.
+  allow keep-alive; a response closed early (a client that went away) closes it, and
+  so do bytes that answer no request (a connection is never handed to the next
+  request, of any tenant, with part of an answer in it); interim 1xx answers are
+  skipped; header lines with line breaks are refused.
 
 It does not retry: like httpcore, a request that fails is the caller's to retry (the
 router then tries the next deployment). Proxies are httpx2's: `gateway.upstream.Upstream`
