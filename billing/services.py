@@ -203,7 +203,6 @@ def _ledger_insert_sql() -> str:
     )
 
 
-
 def _ledger_insert(postings: list[Posting], *, at: datetime) -> dict[str, int]:
     """PostgreSQL: post (unique keys) and move the balances in one statement; returns
     {idempotency key: id} of the entries newly written. A concurrent writer of the

@@ -44,6 +44,7 @@ from billing.credit import USAGE_STREAM
 from billing.models import EntryKind
 from billing.services import Posting, ledger_post_many_keys
 from config.sql import column_base_type
+from gateway.asgi_io import json_dumps
 from gateway.models import Deployment, RequestLog
 
 log = logging.getLogger(__name__)
@@ -434,9 +435,9 @@ class RedisUsageQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def append(self, event: dict[str, Any], *, pipeline=None) -> None:
-        client = pipeline if pipeline is not None else self._r
-        await client.xadd(STREAM, {"e": json.dumps(event, separators=(",", ":"))})
+    async def append(self, event: dict[str, Any]) -> None:
+        """An event with no credit hold to settle (the settle script appends the rest)."""
+        await self._r.xadd(STREAM, {"e": json_dumps(event)})
 
     def take(self, *, block: bool) -> _Batch:
         try:
