@@ -13,6 +13,7 @@ from testkit import PASSWORD, ServedApp, Tenant, make_group, make_tenant, make_u
 
 __all__ = ["PASSWORD", "ServedApp", "Tenant", "make_group", "make_tenant", "make_user"]
 
+
 @pytest.fixture
 def tenant(db) -> Tenant:
     return make_tenant("acme")

@@ -46,7 +46,6 @@ def make_tenant(slug: str, *, groups: tuple[str, ...] = ("default",)) -> Tenant:
     return Tenant(organisation=org, owner=owner, admin=admin, member=member)
 
 
-
 def _free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -66,7 +65,11 @@ class ServedApp:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, log_level="warning", lifespan=lifespan, loop="asyncio", http="h11",
+            app,
+            log_level="warning",
+            lifespan=lifespan,
+            loop="asyncio",
+            http="h11",
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)

@@ -100,15 +100,28 @@ class GroupAdmin(admin.ModelAdmin):
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
     list_display = (
-        "email", "organisation", "role", "invited_by", "created_at", "expires_at",
-        "accepted_at", "revoked_at",
+        "email",
+        "organisation",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
     )
     list_filter = ("role",)
     search_fields = ("email", "organisation__slug")
     # The token hash is useless to an operator and must not be copied around.
     exclude = ("token_hash",)
-    readonly_fields = ("organisation", "email", "role", "invited_by", "expires_at",
-                       "accepted_at", "created_at")
+    readonly_fields = (
+        "organisation",
+        "email",
+        "role",
+        "invited_by",
+        "expires_at",
+        "accepted_at",
+        "created_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # an invitation needs a token e-mailed to someone: use the console
@@ -136,16 +149,33 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = (
-        "name", "masked", "organisation", "group", "created_by", "created_at",
-        "last_used_at", "expires_at", "status",
+        "name",
+        "masked",
+        "organisation",
+        "group",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "status",
     )
     list_filter = (ApiKeyStatusFilter, "group")
     list_select_related = ("organisation", "group", "created_by")
     search_fields = ("name", "prefix", "organisation__slug")
     fields = (
-        "name", "masked", "organisation", "group", "created_by", "created_at",
-        "expires_at", "spend_limit_total_nano", "spend_limit_daily_nano",
-        "spend_limit_monthly_nano", "last_used_at", "revoked_at", "status",
+        "name",
+        "masked",
+        "organisation",
+        "group",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "spend_limit_total_nano",
+        "spend_limit_daily_nano",
+        "spend_limit_monthly_nano",
+        "last_used_at",
+        "revoked_at",
+        "status",
     )
     readonly_fields = fields
     actions = ("revoke_selected",)

@@ -82,7 +82,9 @@ class Organisation(TimeStamped):
         Group, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     allowed_groups = models.ManyToManyField(
-        Group, blank=True, related_name="organisations",
+        Group,
+        blank=True,
+        related_name="organisations",
         help_text="Groups this organisation's keys may be placed in.",
     )
     store_prompts = models.BooleanField(
@@ -160,7 +162,10 @@ class ApiKey(TimeStamped):
     prefix = models.CharField(max_length=24, unique=True, editable=False)
     last_four = models.CharField(max_length=4, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -11,9 +11,7 @@ from accounts.models import ApiKey, Invitation, Membership, Organisation
 
 
 def api_key_list(*, organisation: Organisation) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(organisation=organisation).select_related(
-        "group", "created_by"
-    )
+    return ApiKey.objects.filter(organisation=organisation).select_related("group", "created_by")
 
 
 def membership_list(*, organisation: Organisation) -> QuerySet[Membership]:

@@ -128,9 +128,7 @@ def api_key_update_group(*, api_key: ApiKey, group: Group) -> ApiKey:
 
 
 def group_default_get_or_create() -> Group:
-    group, _ = Group.objects.get_or_create(
-        slug=DEFAULT_GROUP_SLUG, defaults={"name": "Default"}
-    )
+    group, _ = Group.objects.get_or_create(slug=DEFAULT_GROUP_SLUG, defaults={"name": "Default"})
     return group
 
 
@@ -259,16 +257,16 @@ def invitation_create(
     same address again replaces the earlier pending invitation."""
     email = User.objects.normalize_email(email.strip())
     role = Role(role)
-    if Membership.objects.filter(
-        organisation=organisation, user__email__iexact=email
-    ).exists():
+    if Membership.objects.filter(organisation=organisation, user__email__iexact=email).exists():
         raise InvitationError(f"{email} is already a member of {organisation.name}.")
     now = timezone.now()
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         Invitation.objects.filter(
-            organisation=organisation, email__iexact=email,
-            accepted_at__isnull=True, revoked_at__isnull=True,
+            organisation=organisation,
+            email__iexact=email,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
         ).update(revoked_at=now)
         invitation = Invitation.objects.create(
             organisation=organisation,

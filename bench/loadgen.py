@@ -81,20 +81,21 @@ class Phase:
 
 def post_bytes(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
-async def load(phase: Phase, host: str, port: int, raw: bytes, total: int,
-               seconds: float, stagger: float = 0.0) -> None:
+async def load(
+    phase: Phase, host: str, port: int, raw: bytes, total: int, seconds: float, stagger: float = 0.0
+) -> None:
     """Send `raw` `total` times (or until `seconds` pass) over `phase.concurrency`
     connections, each sending its next request as soon as the last one completed.
     With `stagger` (seconds), client i starts i/concurrency of it late: against an
     upstream that always takes the same time, clients started together would stay in
     lock step and arrive in bursts, which no real traffic does."""
     loop = asyncio.get_running_loop()
-    conns = [(await loop.create_connection(Conn, host, port))[1]
-             for _ in range(phase.concurrency)]
+    conns = [(await loop.create_connection(Conn, host, port))[1] for _ in range(phase.concurrency)]
     conns[0].keep = []
     left = [total]
     deadline = time.perf_counter() + seconds
@@ -116,8 +117,10 @@ async def load(phase: Phase, host: str, port: int, raw: bytes, total: int,
 
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(asyncio.gather(
-            *(client(c, i * stagger / len(conns)) for i, c in enumerate(conns))), seconds + 60)
+        await asyncio.wait_for(
+            asyncio.gather(*(client(c, i * stagger / len(conns)) for i, c in enumerate(conns))),
+            seconds + 60,
+        )
     finally:
         phase.wall = time.perf_counter() - started
         for conn in conns:

@@ -61,16 +61,32 @@ MODEL = "bench-gpt"
 # 17 words: the fake answers "Echo: <17 words>", one word per chunk, so a stream is
 # role + 18 content + finish + usage chunks + [DONE] = 22 SSE events, as in the bar
 # of docs/ARCHITECTURE.md (LiteLLM, 22-chunk streams).
-PROMPT = ("Please answer with a short friendly greeting so that this benchmark can "
-          "measure what the gateway adds")
+PROMPT = (
+    "Please answer with a short friendly greeting so that this benchmark can "
+    "measure what the gateway adds"
+)
 CATALOG = {
     "groups": [{"slug": "default", "name": "Default"}, {"slug": "pro", "name": "Pro"}],
-    "providers": [{"slug": "bench", "name": "Bench fake upstream", "protocol": "openai",
-                   "base_url": "${BENCH_UPSTREAM_URL}/v1", "api_key": UPSTREAM_KEY}],
-    "models": [{"id": MODEL, "name": "Bench GPT", "context_window": 128000,
-                "max_output_tokens": 4096, "groups": ["default", "pro"],
-                "prices": {"input": "1.25", "output": "10", "cache_read": "0.125"},
-                "deployments": [{"provider": "bench", "upstream_model": UPSTREAM_MODEL}]}],
+    "providers": [
+        {
+            "slug": "bench",
+            "name": "Bench fake upstream",
+            "protocol": "openai",
+            "base_url": "${BENCH_UPSTREAM_URL}/v1",
+            "api_key": UPSTREAM_KEY,
+        }
+    ],
+    "models": [
+        {
+            "id": MODEL,
+            "name": "Bench GPT",
+            "context_window": 128000,
+            "max_output_tokens": 4096,
+            "groups": ["default", "pro"],
+            "prices": {"input": "1.25", "output": "10", "cache_read": "0.125"},
+            "deployments": [{"provider": "bench", "upstream_model": UPSTREAM_MODEL}],
+        }
+    ],
 }
 CREDIT = """
 from accounts.models import Organisation
@@ -92,8 +108,9 @@ def free_port() -> int:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=300)
+    done = subprocess.run(
+        [PY, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=True, timeout=300
+    )
     if done.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return done.stdout
@@ -117,8 +134,9 @@ def wait_http(url: str, key: str, proc: subprocess.Popen, log: Path) -> None:
 class Stack:
     """The database, Redis DB, fake upstream and gateway of one run; close() undoes all."""
 
-    def __init__(self, redis_db: int, keep_db: bool, pace: tuple[int, int] = (0, 0),
-                 workers: int = 1) -> None:
+    def __init__(
+        self, redis_db: int, keep_db: bool, pace: tuple[int, int] = (0, 0), workers: int = 1
+    ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
         self.redis_db, self.keep_db = redis_db, keep_db
         self.pace = pace  # the fake's delay before answering, and between stream events
@@ -127,11 +145,15 @@ class Stack:
         self.procs: list[subprocess.Popen] = []
         self.fake_port, self.gw_port = free_port(), free_port()
         self.fake_url = f"http://{HOST}:{self.fake_port}"
-        self.env = {**os.environ, "DATABASE_URL": f"{PG}/{DB_NAME}",
-                    "REDIS_URL": f"redis://{HOST}:6379/{redis_db}",
-                    "TOLLGATE_VAR_DIR": str(self.tmp / "var"),
-                    "TOLLGATE_DEMO_UPSTREAM_URL": self.fake_url,
-                    "BENCH_UPSTREAM_URL": self.fake_url, "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"{PG}/{DB_NAME}",
+            "REDIS_URL": f"redis://{HOST}:6379/{redis_db}",
+            "TOLLGATE_VAR_DIR": str(self.tmp / "var"),
+            "TOLLGATE_DEMO_UPSTREAM_URL": self.fake_url,
+            "BENCH_UPSTREAM_URL": self.fake_url,
+            "PYTHONUNBUFFERED": "1",
+        }
         self.key = ""
         self.org_id = 0
         self.owns_redis = False
@@ -139,15 +161,25 @@ class Stack:
 
     def start(self) -> None:
         if redis.Redis(host=HOST, db=self.redis_db).dbsize():  # someone else's: keep out
-            raise RuntimeError(f"Redis DB {self.redis_db} is not empty; choose an unused "
-                               "one with --redis-db")
+            raise RuntimeError(
+                f"Redis DB {self.redis_db} is not empty; choose an unused one with --redis-db"
+            )
         self.owns_redis = True
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {DB_NAME}")
-        fake = self.spawn("fake", "fakeupstream", "--host", HOST, "--port", str(self.fake_port),
-                          "--delay-ms", str(self.pace[0]),
-                          "--chunk-delay-ms", str(self.pace[1]))
+        fake = self.spawn(
+            "fake",
+            "fakeupstream",
+            "--host",
+            HOST,
+            "--port",
+            str(self.fake_port),
+            "--delay-ms",
+            str(self.pace[0]),
+            "--chunk-delay-ms",
+            str(self.pace[1]),
+        )
         print("setup: migrate, bootstrap, bench catalog, credit, API key", flush=True)
         manage(self.env, "migrate", "--noinput")
         manage(self.env, "bootstrap")
@@ -155,13 +187,24 @@ class Stack:
         catalog.write_text(json.dumps(CATALOG))
         manage(self.env, "catalog", "load", str(catalog))
         self.org_id = int(manage(self.env, "shell", "-c", CREDIT).split()[-1])
-        self.key = manage(self.env, "apikey", "create", "--org", "operator",
-                          "--name", "bench").strip()
+        self.key = manage(
+            self.env, "apikey", "create", "--org", "operator", "--name", "bench"
+        ).strip()
         wait_http(f"{self.fake_url}/v1/models", UPSTREAM_KEY, fake, self.tmp / "fake.log")
-        gateway = self.spawn("gateway", "serve", "--no-demo", "--host", HOST,
-                             "--port", str(self.gw_port), "--workers", str(self.workers))
-        wait_http(f"http://{HOST}:{self.gw_port}/v1/models", self.key, gateway,
-                  self.tmp / "gateway.log")
+        gateway = self.spawn(
+            "gateway",
+            "serve",
+            "--no-demo",
+            "--host",
+            HOST,
+            "--port",
+            str(self.gw_port),
+            "--workers",
+            str(self.workers),
+        )
+        wait_http(
+            f"http://{HOST}:{self.gw_port}/v1/models", self.key, gateway, self.tmp / "gateway.log"
+        )
         self.fake_pid, self.gw_pid = fake.pid, gateway.pid
         # `serve` starts a usage worker process (request logs and ledger debits) next
         # to uvicorn: its CPU is part of what the gateway costs.
@@ -173,8 +216,14 @@ class Stack:
         log = open(self.tmp / f"{name}.log", "wb")  # the child keeps it open
         # A session of its own: Ctrl-C reaches only this script, which stops the
         # gateway first (it drains its usage queue), then the fake.
-        proc = subprocess.Popen([PY, "manage.py", *args], cwd=ROOT, env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [PY, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -202,14 +251,25 @@ class Stack:
 
 # --- measuring ----------------------------------------------------------------------
 def request_bytes(port: int, key: str, model: str, stream: bool, session: str) -> bytes:
-    body: dict = {"model": model, "messages": [{"role": "user", "content": PROMPT}],
-                  "max_tokens": 64}
+    body: dict = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 64,
+    }
     if stream:
         body.update(stream=True, stream_options={"include_usage": True})
-    return post_bytes(HOST, port, "/v1/chat/completions",
-                      json.dumps(body, separators=(",", ":")).encode(),
-                      {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                       "Accept": "application/json", "X-Tollgate-Session-Id": session})
+    return post_bytes(
+        HOST,
+        port,
+        "/v1/chat/completions",
+        json.dumps(body, separators=(",", ":")).encode(),
+        {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-Tollgate-Session-Id": session,
+        },
+    )
 
 
 def proc_cpu(pid: int, tid: int | None = None) -> float:
@@ -266,12 +326,16 @@ def cpu_delta(before, after) -> float:
 
 
 def cpu_snapshot(stack: Stack) -> dict[str, Any]:
-    return {"gateway": sum(proc_cpu(pid) for pid in stack.web_pids),
-            "loop": sum(proc_cpu(pid, pid) for pid in stack.web_pids),
-            "worker": sum(proc_cpu(pid) for pid in stack.worker_pids),
-            "fake": proc_cpu(stack.fake_pid), "client": time.process_time(),
-            "postgres": named_cpu("postgres"), "redis": named_cpu("redis-server"),
-            "all": machine_busy()}
+    return {
+        "gateway": sum(proc_cpu(pid) for pid in stack.web_pids),
+        "loop": sum(proc_cpu(pid, pid) for pid in stack.web_pids),
+        "worker": sum(proc_cpu(pid) for pid in stack.worker_pids),
+        "fake": proc_cpu(stack.fake_pid),
+        "client": time.process_time(),
+        "postgres": named_cpu("postgres"),
+        "redis": named_cpu("redis-server"),
+        "all": machine_busy(),
+    }
 
 
 def wait_logged(org_id: int, session: str, expected: int) -> int:
@@ -280,9 +344,11 @@ def wait_logged(org_id: int, session: str, expected: int) -> int:
     deadline = time.monotonic() + 30
     with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
         while True:
-            count = conn.execute("SELECT count(*) FROM gateway_requestlog WHERE "
-                                 "organisation_id = %s AND session_id = %s",
-                                 (org_id, session)).fetchone()[0]
+            count = conn.execute(
+                "SELECT count(*) FROM gateway_requestlog WHERE "
+                "organisation_id = %s AND session_id = %s",
+                (org_id, session),
+            ).fetchone()[0]
             if count >= expected or time.monotonic() > deadline:
                 return count
             time.sleep(0.1)
@@ -292,11 +358,15 @@ def run_phase(stack: Stack, phase: Phase, total: int, seconds: float, tag: str) 
     mode = "stream" if phase.stream else "json"
     session = f"bench-{tag}-{mode}-c{phase.concurrency}"
     if phase.target == "direct":
-        port, raw = stack.fake_port, request_bytes(
-            stack.fake_port, UPSTREAM_KEY, UPSTREAM_MODEL, phase.stream, session)
+        port, raw = (
+            stack.fake_port,
+            request_bytes(stack.fake_port, UPSTREAM_KEY, UPSTREAM_MODEL, phase.stream, session),
+        )
     else:
-        port, raw = stack.gw_port, request_bytes(
-            stack.gw_port, stack.key, MODEL, phase.stream, session)
+        port, raw = (
+            stack.gw_port,
+            request_bytes(stack.gw_port, stack.key, MODEL, phase.stream, session),
+        )
     print(f"  {session} {phase.target}: up to {total} requests", flush=True)
     before = cpu_snapshot(stack)
     uvloop.run(load(phase, HOST, port, raw, total, seconds, stagger=stack.pace[0] / 1000))
@@ -307,10 +377,11 @@ def run_phase(stack: Stack, phase: Phase, total: int, seconds: float, tag: str) 
     after = cpu_snapshot(stack)
     phase.cpu = {k: cpu_delta(before[k], after[k]) for k in after}
     want = b'"cost"' if phase.target == "gateway" else b'"usage"'
-    if phase.errors or want not in phase.sample or (
-            phase.stream and b"[DONE]" not in phase.sample):
-        raise RuntimeError(f"{session}: {phase.errors} errors {phase.error_statuses}; sample "
-                           f"{phase.sample[:600]!r}")
+    if phase.errors or want not in phase.sample or (phase.stream and b"[DONE]" not in phase.sample):
+        raise RuntimeError(
+            f"{session}: {phase.errors} errors {phase.error_statuses}; sample "
+            f"{phase.sample[:600]!r}"
+        )
     return phase
 
 
@@ -321,14 +392,19 @@ def verify(org_id: int, sent: int) -> str:
         rows, ok, cost = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE status_code = 200), "
             "coalesce(sum(cost_nano), 0) FROM gateway_requestlog WHERE organisation_id = %s",
-            (org_id,)).fetchone()
+            (org_id,),
+        ).fetchone()
         debits, debited = conn.execute(
             "SELECT count(*), coalesce(-sum(l.amount_nano), 0) FROM billing_ledgerentry l "
             "JOIN gateway_requestlog r ON l.idempotency_key = 'usage:' || r.request_id "
-            "WHERE l.organisation_id = %s AND l.kind = 'usage'", (org_id,)).fetchone()
-    line = (f"{sent} gateway requests sent; {rows} request log rows ({ok} with status 200); "
-            f"{debits} usage ledger debits totalling {debited} nano-USD "
-            f"(request log cost total {cost} nano-USD)")
+            "WHERE l.organisation_id = %s AND l.kind = 'usage'",
+            (org_id,),
+        ).fetchone()
+    line = (
+        f"{sent} gateway requests sent; {rows} request log rows ({ok} with status 200); "
+        f"{debits} usage ledger debits totalling {debited} nano-USD "
+        f"(request log cost total {cost} nano-USD)"
+    )
     if not sent == rows == ok == debits or debited != cost or cost <= 0:
         raise RuntimeError(f"billing check failed: {line}")
     return line
@@ -337,22 +413,39 @@ def verify(org_id: int, sent: int) -> str:
 # --- main -------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=3000,
-                        help="requests per phase at concurrency > 1 (a quarter at 1)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=3000,
+        help="requests per phase at concurrency > 1 (a quarter at 1)",
+    )
     parser.add_argument("--seconds", type=float, default=15, help="time cap per phase")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--warmup", type=int, default=500, help="requests per warm-up phase")
-    parser.add_argument("--redis-db", type=int, default=9,
-                        help="an unused Redis DB (must be empty; flushed afterwards)")
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=9,
+        help="an unused Redis DB (must be empty; flushed afterwards)",
+    )
     parser.add_argument("--keep-db", action="store_true", help=f"do not drop {DB_NAME}")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few requests")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="uvicorn worker processes of the gateway (default 1)")
-    parser.add_argument("--upstream-delay-ms", type=int, default=0,
-                        help="the fake waits this long before answering (default 0)")
-    parser.add_argument("--upstream-chunk-delay-ms", type=int, default=0,
-                        help="and this long between stream events (default 0)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes of the gateway (default 1)"
+    )
+    parser.add_argument(
+        "--upstream-delay-ms",
+        type=int,
+        default=0,
+        help="the fake waits this long before answering (default 0)",
+    )
+    parser.add_argument(
+        "--upstream-chunk-delay-ms",
+        type=int,
+        default=0,
+        help="and this long between stream events (default 0)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.warmup = 300, 100
@@ -369,19 +462,25 @@ def main() -> int:
         print("warm-up", flush=True)
         for stream in (False, True):
             for target in ("direct", "gateway"):
-                phase = run_phase(stack, Phase(target, stream, max(levels)), args.warmup,
-                                  args.seconds, "warmup")
+                phase = run_phase(
+                    stack, Phase(target, stream, max(levels)), args.warmup, args.seconds, "warmup"
+                )
                 sent += phase.sent if target == "gateway" else 0
         for stream in (False, True):
             for c in levels:
                 total = args.requests if c > 1 else max(100, args.requests // 4)
-                d, g = (run_phase(stack, Phase(t, stream, c), total, args.seconds, "run")
-                        for t in ("direct", "gateway"))
+                d, g = (
+                    run_phase(stack, Phase(t, stream, c), total, args.seconds, "run")
+                    for t in ("direct", "gateway")
+                )
                 sent += g.sent
                 pairs.append((d, g))
-                print(f"{'stream' if stream else 'json'} c{c}: direct {d.rps:.0f} rps, "
-                      f"gateway {g.rps:.0f} rps, gateway CPU "
-                      f"{tollgate_cpu(g) * 1000:.2f} ms/req", flush=True)
+                print(
+                    f"{'stream' if stream else 'json'} c{c}: direct {d.rps:.0f} rps, "
+                    f"gateway {g.rps:.0f} rps, gateway CPU "
+                    f"{tollgate_cpu(g) * 1000:.2f} ms/req",
+                    flush=True,
+                )
         check = verify(stack.org_id, sent)
     except KeyboardInterrupt:
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the abandoned phase
@@ -392,20 +491,27 @@ def main() -> int:
     command = " ".join([".venv/bin/python bench/overhead.py", *sys.argv[1:]])
     paced = pace != (0, 0)
     if paced:
-        title = (f"## With a model's pace ({dt.date.today().isoformat()}): the fake waits "
-                 f"{pace[0]} ms before answering and {pace[1]} ms between stream events")
-        verdicts = ("The aims of issue 3 are set against the instant fake (the results "
-                    "above); for the record, here:\n\n" + aims(pairs))
+        title = (
+            f"## With a model's pace ({dt.date.today().isoformat()}): the fake waits "
+            f"{pace[0]} ms before answering and {pace[1]} ms between stream events"
+        )
+        verdicts = (
+            "The aims of issue 3 are set against the instant fake (the results "
+            "above); for the record, here:\n\n" + aims(pairs)
+        )
     else:
         title = f"## Results ({dt.date.today().isoformat()})"
         verdicts = f"Aims (issue 3, docs/ARCHITECTURE.md):\n\n{aims(pairs)}"
-    section = (f"{title}\n\nCommand: `{command}`\n\n{facts(ROOT, PG, HOST)}\n"
-               f"{background(pairs, load)}\n\n{tables(pairs)}\n\n{verdicts}"
-               f"\n\nBilling check: {check}.\n")
+    section = (
+        f"{title}\n\nCommand: `{command}`\n\n{facts(ROOT, PG, HOST)}\n"
+        f"{background(pairs, load)}\n\n{tables(pairs)}\n\n{verdicts}"
+        f"\n\nBilling check: {check}.\n"
+    )
     print("\n" + section)
     if not args.no_write:
-        write_doc(ROOT / "docs" / "benchmarks.md", section,
-                  "overhead-paced" if paced else "overhead")
+        write_doc(
+            ROOT / "docs" / "benchmarks.md", section, "overhead-paced" if paced else "overhead"
+        )
         print("written to docs/benchmarks.md")
     return 0
 

@@ -30,24 +30,29 @@ from loadgen import Conn, post_bytes  # bench/ is on sys.path (run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-PROMPT = ("Please answer with a short friendly greeting so that this benchmark can "
-          "measure what the gateway adds")
+PROMPT = (
+    "Please answer with a short friendly greeting so that this benchmark can "
+    "measure what the gateway adds"
+)
 HEADERS = {"authorization": "Bearer bench-upstream-key", "content-type": "application/json"}
 
 
 def body(stream: bool) -> bytes:
-    data: dict = {"model": "bench-upstream", "max_tokens": 64,
-                  "messages": [{"role": "user", "content": PROMPT}]}
+    data: dict = {
+        "model": "bench-upstream",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
     if stream:
         data.update(stream=True, stream_options={"include_usage": True})
     return json.dumps(data).encode()
 
 
 async def with_httpx(mod, port: int, stream: bool, conc: int, n: int) -> tuple[float, float]:
-    limits = mod.Limits(max_connections=1000, max_keepalive_connections=256,
-                        keepalive_expiry=30)
+    limits = mod.Limits(max_connections=1000, max_keepalive_connections=256, keepalive_expiry=30)
     url, data = f"http://{HOST}:{port}/v1/chat/completions", body(stream)
     async with mod.AsyncClient(limits=limits, timeout=30) as client:
+
         async def one() -> None:
             request = client.build_request("POST", url, content=data, headers=HEADERS)
             response = await client.send(request, stream=stream)
@@ -73,6 +78,7 @@ async def with_raw(port: int, stream: bool, conc: int, n: int) -> tuple[float, f
             await conn.request(raw)
             if not stream:
                 json.loads(b"".join(conn.keep))
+
         return one
 
     try:
@@ -100,13 +106,18 @@ async def compare(port: int, n: int) -> None:
     print("| mode | conc | client | CPU ms/request | requests/s |\n|---|---|---|---|---|")
     for stream in (False, True):
         for conc in (1, 16, 64):
-            runs = (("httpx", with_httpx(httpx, port, stream, conc, n)),
-                    ("httpx2", with_httpx(httpx2, port, stream, conc, n)),
-                    ("asyncio+httptools", with_raw(port, stream, conc, n)))
+            runs = (
+                ("httpx", with_httpx(httpx, port, stream, conc, n)),
+                ("httpx2", with_httpx(httpx2, port, stream, conc, n)),
+                ("asyncio+httptools", with_raw(port, stream, conc, n)),
+            )
             for name, run in runs:  # coroutines: each runs only when awaited, in turn
                 cpu, rps = await run
-                print(f"| {'stream' if stream else 'json'} | {conc} | {name} | {cpu:.3f} | "
-                      f"{rps:.0f} |", flush=True)
+                print(
+                    f"| {'stream' if stream else 'json'} | {conc} | {name} | {cpu:.3f} | "
+                    f"{rps:.0f} |",
+                    flush=True,
+                )
 
 
 def main() -> int:
@@ -116,9 +127,12 @@ def main() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         port = s.getsockname()[1]
-    fake = subprocess.Popen([sys.executable, "manage.py", "fakeupstream", "--host", HOST,
-                             "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            start_new_session=True)
+    fake = subprocess.Popen(
+        [sys.executable, "manage.py", "fakeupstream", "--host", HOST, "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         for _ in range(100):

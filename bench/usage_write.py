@@ -53,7 +53,8 @@ def source_export(rev: str, into: Path) -> Path:
     """The tree of `rev` as files under `into` (git archive: no change to the repo)."""
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", rev],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
@@ -82,16 +83,18 @@ def world_create() -> tuple[list[tuple[int, list[int]]], list[tuple[int, str, st
     group = Group.objects.create(slug="default", name="Default")
     organisations = []
     for n in range(ORGANISATIONS):
-        org = Organisation.objects.create(slug=f"bench-{n}", name=f"Bench {n}",
-                                          default_group=group)
+        org = Organisation.objects.create(slug=f"bench-{n}", name=f"Bench {n}", default_group=group)
         org.allowed_groups.add(group)
-        keys = [api_key_create(organisation=org, name=f"k{i}").api_key.pk
-                for i in range(KEYS_PER_ORGANISATION)]
+        keys = [
+            api_key_create(organisation=org, name=f"k{i}").api_key.pk
+            for i in range(KEYS_PER_ORGANISATION)
+        ]
         organisations.append((org.pk, keys))
     deployments = []
     for public_id, upstream in MODELS:
-        provider = Provider.objects.create(slug=public_id, name=public_id, protocol="openai",
-                                           base_url="http://127.0.0.1:9/v1")
+        provider = Provider.objects.create(
+            slug=public_id, name=public_id, protocol="openai", base_url="http://127.0.0.1:9/v1"
+        )
         model = Model.objects.create(public_id=public_id, display_name=public_id)
         d = Deployment.objects.create(model=model, provider=provider, upstream_model=upstream)
         deployments.append((d.pk, provider.slug, upstream))
@@ -105,13 +108,23 @@ def event_make(rng: random.Random, n: int, organisations, deployments) -> dict:
     byok = rng.random() < 0.2
     started = time.time() - rng.random()
     status, outcome = (200, "ok") if rng.random() < 0.95 else (429, "error")
-    attempts = [{"provider": provider, "upstream_model": upstream, "byok": byok,
-                 "status": status, "error": "" if status == 200 else "rate limited",
-                 "error_type": "" if status == 200 else "rate_limit_error",
-                 "latency_ms": rng.randint(200, 9000), "started_at": round(started, 3)}]
+    attempts = [
+        {
+            "provider": provider,
+            "upstream_model": upstream,
+            "byok": byok,
+            "status": status,
+            "error": "" if status == 200 else "rate limited",
+            "error_type": "" if status == 200 else "rate_limit_error",
+            "latency_ms": rng.randint(200, 9000),
+            "started_at": round(started, 3),
+        }
+    ]
     if rng.random() < 0.1:
-        attempts.insert(0, {**attempts[0], "status": 529, "error": "overloaded",
-                            "error_type": "overloaded_error"})
+        attempts.insert(
+            0,
+            {**attempts[0], "status": 529, "error": "overloaded", "error_type": "overloaded_error"},
+        )
     tokens = rng.randint(100, 60_000)
     return {
         "request_id": f"req_{n:024x}",
@@ -146,13 +159,16 @@ def event_make(rng: random.Random, n: int, organisations, deployments) -> dict:
     }
 
 
-def measure(size: int, total: int, rng: random.Random, counter, organisations,
-            deployments) -> dict[str, float]:
+def measure(
+    size: int, total: int, rng: random.Random, counter, organisations, deployments
+) -> dict[str, float]:
     """Micro-seconds of CPU per event: fresh batches, and the same batches replayed."""
     from gateway.usage import usage_batch_write
 
-    batches = [[event_make(rng, next(counter), organisations, deployments)
-                for _ in range(size)] for _ in range(max(2, total // size) + 1)]
+    batches = [
+        [event_make(rng, next(counter), organisations, deployments) for _ in range(size)]
+        for _ in range(max(2, total // size) + 1)
+    ]
     usage_batch_write(batches[0])  # warm-up
     gc.collect()  # not to time a full collection made due by this bench's own batches
     fresh, replay = [], []
@@ -164,9 +180,11 @@ def measure(size: int, total: int, rng: random.Random, counter, organisations,
         start = time.process_time()
         usage_batch_write(batch)
         replay.append((time.process_time() - start) / size)
-    return {"fresh_median": statistics.median(fresh) * 1e6,
-            "fresh_mean": statistics.mean(fresh) * 1e6,
-            "replay_median": statistics.median(replay) * 1e6}
+    return {
+        "fresh_median": statistics.median(fresh) * 1e6,
+        "fresh_mean": statistics.mean(fresh) * 1e6,
+        "replay_median": statistics.median(replay) * 1e6,
+    }
 
 
 def main() -> None:
@@ -186,12 +204,16 @@ def main() -> None:
         rng = random.Random(42)
         counter = iter(range(1, 10**9))
         label = args.source or "work tree"
-        print(f"usage_batch_write CPU per event ({label}, PostgreSQL "
-              f"{connection.pg_version // 10000}), micro-seconds:")
+        print(
+            f"usage_batch_write CPU per event ({label}, PostgreSQL "
+            f"{connection.pg_version // 10000}), micro-seconds:"
+        )
         for size in (int(s) for s in args.sizes.split(",")):
             r = measure(size, args.events, rng, counter, organisations, deployments)
-            print(f"  batch {size:4d}: fresh median {r['fresh_median']:7.1f} "
-                  f"(mean {r['fresh_mean']:7.1f}), replayed median {r['replay_median']:7.1f}")
+            print(
+                f"  batch {size:4d}: fresh median {r['fresh_median']:7.1f} "
+                f"(mean {r['fresh_mean']:7.1f}), replayed median {r['replay_median']:7.1f}"
+            )
         connection.close()
     finally:
         database_recreate(drop_only=True)

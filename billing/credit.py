@@ -236,8 +236,11 @@ class ScriptBatch:
         except BaseException as exc:
             for _, _, future in calls:
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception)
-                                         else ConnectionError("Redis call cancelled"))
+                    future.set_exception(
+                        exc
+                        if isinstance(exc, Exception)
+                        else ConnectionError("Redis call cancelled")
+                    )
             if not isinstance(exc, Exception):
                 raise
             return
@@ -309,8 +312,9 @@ class RedisCreditStore:
             args=[balance, int(pending_v or 0), int(held_v or 0), AVAIL_TTL_SECONDS],
         )
 
-    async def settle(self, hold: Hold, actual_nano: int, request_id: str,
-                     event: bytes = b"") -> None:
+    async def settle(
+        self, hold: Hold, actual_nano: int, request_id: str, event: bytes = b""
+    ) -> None:
         """Settle a hold; with `event` (a usage event's JSON), append it to the usage
         stream in the same atomic step."""
         await self._settle(

@@ -51,11 +51,18 @@ class LedgerEntry(models.Model):
     # The key whose request this usage (or BYOK fee) entry bills; key spend limits
     # are rebuilt from these when their counters are missing.
     api_key = models.ForeignKey(
-        "accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "accounts.ApiKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         db_index=False,
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -104,7 +111,10 @@ class TrialGrant(models.Model):
 
     email = models.EmailField()
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
     organisation = models.OneToOneField(
@@ -114,9 +124,7 @@ class TrialGrant(models.Model):
     granted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(Lower("email"), name="trial_grant_email_ci_unique")
-        ]
+        constraints = [models.UniqueConstraint(Lower("email"), name="trial_grant_email_ci_unique")]
 
     def __str__(self) -> str:
         return f"trial for {self.organisation_id or 'pending'}"
@@ -137,11 +145,12 @@ class TopUp(CentsAmounts, models.Model):
     tracked as cumulative amounts so each event posts only the difference."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    organisation = models.ForeignKey(
-        Organisation, on_delete=models.PROTECT, related_name="topups"
-    )
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="topups")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
     amount_cents = models.PositiveIntegerField(help_text="What the customer pays, in cents")
@@ -226,7 +235,8 @@ class StripeEvent(models.Model):
         TopUp, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
     )
     outcome = models.CharField(
-        max_length=12, choices=StripeEventOutcome.choices,
+        max_length=12,
+        choices=StripeEventOutcome.choices,
         default=StripeEventOutcome.PROCESSING,
     )
     detail = models.CharField(max_length=300, blank=True, default="")

@@ -97,9 +97,7 @@ def ledger_post_many(*, postings: list[Posting]) -> list[LedgerEntry]:
         at = timezone.now()
         written = _ledger_insert(list(unique.values()), at=at)
         return [
-            _entry_written(p, pk=written[key], at=at)
-            for key, p in unique.items()
-            if key in written
+            _entry_written(p, pk=written[key], at=at) for key, p in unique.items() if key in written
         ]
     with transaction.atomic():
         existing = set(
@@ -209,7 +207,8 @@ def _ledger_insert(postings: list[Posting], *, at: datetime) -> dict[str, int]:
     same key makes it wait for that writer's transaction, then skip the key if it
     committed: no check-then-insert race, no retry."""
     params: list[Any] = [
-        at if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+        at
+        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
         else f.get_default()
         for f in LedgerEntry._meta.concrete_fields
         if not f.primary_key and f.attname not in _POSTING_FIELDS
@@ -308,7 +307,10 @@ def balance_reconcile() -> list[BalanceDrift]:
     for d in drifts:
         logger.error(
             "balance drift: organisation %s balance %s != ledger %s (drift %s nano-USD)",
-            d.organisation_id, d.balance_nano, d.ledger_nano, d.drift_nano,
+            d.organisation_id,
+            d.balance_nano,
+            d.ledger_nano,
+            d.drift_nano,
         )
     return drifts
 

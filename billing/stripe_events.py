@@ -388,12 +388,17 @@ def _post_clawbacks(topup: TopUp, *, reference: str) -> int:
     return max(refund_delta, 0) + max(dispute_delta, 0)
 
 
-def _topup_posting(topup: TopUp, kind: str, amount_nano: int, key: str, *, reference: str,
-                   memo: str) -> Posting:
+def _topup_posting(
+    topup: TopUp, kind: str, amount_nano: int, key: str, *, reference: str, memo: str
+) -> Posting:
     """A ledger entry about a top-up, keyed by the top-up and what happened to it."""
     return Posting(
-        organisation_id=topup.organisation_id, kind=kind, amount_nano=amount_nano,
-        idempotency_key=f"topup:{topup.public_id}:{key}", reference=reference, memo=memo,
+        organisation_id=topup.organisation_id,
+        kind=kind,
+        amount_nano=amount_nano,
+        idempotency_key=f"topup:{topup.public_id}:{key}",
+        reference=reference,
+        memo=memo,
         created_by_id=topup.created_by_id,
     )
 
@@ -401,8 +406,16 @@ def _topup_posting(topup: TopUp, kind: str, amount_nano: int, key: str, *, refer
 def _refund_postings(topup: TopUp, delta: int, *, target: int, reference: str) -> list[Posting]:
     if delta <= 0:
         return []
-    return [_topup_posting(topup, EntryKind.REFUND, -delta * NANO_PER_CENT,
-                           f"refunded-to:{target}", reference=reference, memo="Stripe refund")]
+    return [
+        _topup_posting(
+            topup,
+            EntryKind.REFUND,
+            -delta * NANO_PER_CENT,
+            f"refunded-to:{target}",
+            reference=reference,
+            memo="Stripe refund",
+        )
+    ]
 
 
 def _dispute_postings(topup: TopUp, delta: int, *, target: int, reference: str) -> list[Posting]:
@@ -416,8 +429,16 @@ def _dispute_postings(topup: TopUp, delta: int, *, target: int, reference: str) 
         memo = f"Dispute {topup.dispute_id} won: the disputed credit is given back"
     else:
         return []
-    return [_topup_posting(topup, EntryKind.REFUND, -delta * NANO_PER_CENT, key,
-                           reference=topup.dispute_id or reference, memo=memo)]
+    return [
+        _topup_posting(
+            topup,
+            EntryKind.REFUND,
+            -delta * NANO_PER_CENT,
+            key,
+            reference=topup.dispute_id or reference,
+            memo=memo,
+        )
+    ]
 
 
 def _fee_postings(topup: TopUp, target: int, *, reference: str) -> list[Posting]:
@@ -434,9 +455,16 @@ def _fee_postings(topup: TopUp, target: int, *, reference: str) -> list[Posting]
         if delta > 0
         else f"Top-up fee charged again: dispute {topup.dispute_id} won"
     )
-    return [_topup_posting(topup, EntryKind.FEE, delta,
-                           f"fee-returned-to:{target}{after_win}", reference=reference,
-                           memo=memo)]
+    return [
+        _topup_posting(
+            topup,
+            EntryKind.FEE,
+            delta,
+            f"fee-returned-to:{target}{after_win}",
+            reference=reference,
+            memo=memo,
+        )
+    ]
 
 
 _DISPUTE_SETTLED = frozenset({"charge.dispute.closed", "charge.dispute.funds_reinstated"})

@@ -26,8 +26,9 @@ class EmbeddedBeat:
     call it directly); `start()` loops until `stop()`."""
 
     def __init__(self, schedule: dict | None = None, *, poll_seconds: float = 30.0) -> None:
-        self.entries: dict[str, dict] = dict(app.conf.beat_schedule if schedule is None
-                                             else schedule)
+        self.entries: dict[str, dict] = dict(
+            app.conf.beat_schedule if schedule is None else schedule
+        )
         self.poll_seconds = poll_seconds
         self.last_run: dict[str, datetime | None] = dict.fromkeys(self.entries)
         self._stopped = threading.Event()

@@ -61,8 +61,15 @@ class OnlineIndexChanges:
     constraint on `unique_column` the name `unique_name`. Backwards recreates them
     under Django's names."""
 
-    def __init__(self, app_label: str, model_name: str, *, drop_columns: list[str],
-                 unique_column: str, unique_name: str) -> None:
+    def __init__(
+        self,
+        app_label: str,
+        model_name: str,
+        *,
+        drop_columns: list[str],
+        unique_column: str,
+        unique_name: str,
+    ) -> None:
         self.app_label, self.model_name = app_label, model_name
         self.drop_columns, self.unique_column = drop_columns, unique_column
         self.unique_name = unique_name
@@ -76,29 +83,46 @@ class OnlineIndexChanges:
         with schema_editor.connection.cursor() as cursor:
             constraints = schema_editor.connection.introspection.get_constraints(cursor, table)
             for name, info in constraints.items():
-                if (info["index"] and not info["unique"] and not info["primary_key"]
-                        and len(info["columns"]) == 1
-                        and info["columns"][0] in self.drop_columns):
+                if (
+                    info["index"]
+                    and not info["unique"]
+                    and not info["primary_key"]
+                    and len(info["columns"]) == 1
+                    and info["columns"][0] in self.drop_columns
+                ):
                     cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(name)}")
             for name, info in constraints.items():
-                if (info["unique"] and not info["primary_key"] and not info["index"]
-                        and info["columns"] == [self.unique_column] and name != self.unique_name):
-                    cursor.execute(f"ALTER TABLE {quote(table)} RENAME CONSTRAINT "
-                                   f"{quote(name)} TO {quote(self.unique_name)}")
+                if (
+                    info["unique"]
+                    and not info["primary_key"]
+                    and not info["index"]
+                    and info["columns"] == [self.unique_column]
+                    and name != self.unique_name
+                ):
+                    cursor.execute(
+                        f"ALTER TABLE {quote(table)} RENAME CONSTRAINT "
+                        f"{quote(name)} TO {quote(self.unique_name)}"
+                    )
 
     def backward(self, apps, schema_editor) -> None:
         table = apps.get_model(self.app_label, self.model_name)._meta.db_table
         quote = schema_editor.quote_name
         with schema_editor.connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE {quote(table)} RENAME CONSTRAINT "
-                           f"{quote(self.unique_name)} TO "
-                           f"{quote(f'{table}_{self.unique_column}_key')}")
+            cursor.execute(
+                f"ALTER TABLE {quote(table)} RENAME CONSTRAINT "
+                f"{quote(self.unique_name)} TO "
+                f"{quote(f'{table}_{self.unique_column}_key')}"
+            )
             for column in self.drop_columns:
                 if column == self.unique_column:
                     continue  # its only other index was the LIKE one, made below
                 name = schema_editor._create_index_name(table, [column], suffix="")
-                cursor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} "
-                               f"ON {quote(table)} ({quote(column)})")
+                cursor.execute(
+                    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} "
+                    f"ON {quote(table)} ({quote(column)})"
+                )
             like = schema_editor._create_index_name(table, [self.unique_column], suffix="_like")
-            cursor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(like)} ON "
-                           f"{quote(table)} ({quote(self.unique_column)} varchar_pattern_ops)")
+            cursor.execute(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(like)} ON "
+                f"{quote(table)} ({quote(self.unique_column)} varchar_pattern_ops)"
+            )

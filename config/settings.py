@@ -238,6 +238,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One INFO line per upstream request is a measurable share of the proxy's CPU.
-    "loggers": {name: {"level": "WARNING"}
-                for name in ("httpx", "httpcore", "httpx2", "httpcore2")},
+    "loggers": {
+        name: {"level": "WARNING"} for name in ("httpx", "httpcore", "httpx2", "httpcore2")
+    },
 }

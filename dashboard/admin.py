@@ -21,8 +21,7 @@ if admin.site.is_registered(Organisation):
 @admin.register(Organisation)
 class OrganisationSpendAdmin(OrganisationAdmin):
     list_display = (*OrganisationAdmin.list_display, "balance", "spend_today", "spend_month")
-    readonly_fields = (*OrganisationAdmin.readonly_fields, "balance", "spend_today",
-                       "spend_month")
+    readonly_fields = (*OrganisationAdmin.readonly_fields, "balance", "spend_today", "spend_month")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organisation]:
         return organisations_with_spend(organisations=super().get_queryset(request))

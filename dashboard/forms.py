@@ -18,22 +18,34 @@ class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="So you can tell keys apart, e.g. 'ci'.")
     group = forms.ModelChoiceField(queryset=Group.objects.none(), empty_label=None)
     expires_on = forms.DateField(
-        required=False, label="Expires on",
+        required=False,
+        label="Expires on",
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Optional. The key stops working at the end of this day (UTC).",
     )
     spend_limit_usd = forms.DecimalField(
-        required=False, label="Spend limit (USD)", min_value=Decimal("0.01"),
-        max_digits=12, decimal_places=2,
+        required=False,
+        label="Spend limit (USD)",
+        min_value=Decimal("0.01"),
+        max_digits=12,
+        decimal_places=2,
         help_text="Optional. Total the key may spend over its lifetime.",
     )
     daily_limit_usd = forms.DecimalField(
-        required=False, label="Daily limit (USD)", min_value=Decimal("0.01"),
-        max_digits=12, decimal_places=2, help_text="Optional. Per UTC day.",
+        required=False,
+        label="Daily limit (USD)",
+        min_value=Decimal("0.01"),
+        max_digits=12,
+        decimal_places=2,
+        help_text="Optional. Per UTC day.",
     )
     monthly_limit_usd = forms.DecimalField(
-        required=False, label="Monthly limit (USD)", min_value=Decimal("0.01"),
-        max_digits=12, decimal_places=2, help_text="Optional. Per calendar month (UTC).",
+        required=False,
+        label="Monthly limit (USD)",
+        min_value=Decimal("0.01"),
+        max_digits=12,
+        decimal_places=2,
+        help_text="Optional. Per calendar month (UTC).",
     )
 
     def limit_nano(self, name: str) -> int | None:
@@ -74,9 +86,9 @@ class MembershipRoleForm(forms.Form):
 class OrganisationCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(
-        max_length=50, required=False,
-        help_text="Optional: the short name in your console URLs. Derived from the name "
-        "if empty.",
+        max_length=50,
+        required=False,
+        help_text="Optional: the short name in your console URLs. Derived from the name if empty.",
     )
 
     def clean_slug(self) -> str:

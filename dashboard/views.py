@@ -18,9 +18,9 @@ from gateway.reports import spend_overview_get
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Send the user to their most recently joined organisation's overview."""
-    membership = request.user.memberships.select_related("organisation").order_by(
-        "-created_at"
-    ).first()
+    membership = (
+        request.user.memberships.select_related("organisation").order_by("-created_at").first()
+    )
     if membership is None:
         return render(request, "dashboard/no_organisation.html")
     return redirect("dashboard:overview", org=membership.organisation.slug)
@@ -33,10 +33,16 @@ def overview(request: HttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org)
     organisation = membership.organisation
     report = spend_overview_get(organisation_ids=[organisation.pk])
-    return render(request, "dashboard/overview.html", {
-        "membership": membership, "report": report, "chart": report.chart_data(),
-        "balance_nano": balance_get(organisation=organisation),
-    })
+    return render(
+        request,
+        "dashboard/overview.html",
+        {
+            "membership": membership,
+            "report": report,
+            "chart": report.chart_data(),
+            "balance_nano": balance_get(organisation=organisation),
+        },
+    )
 
 
 @login_required
@@ -55,6 +61,8 @@ def organisation_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created {organisation.name}. You are its owner.")
             return redirect("dashboard:overview", org=organisation.slug)
     return render(
-        request, "dashboard/organisations/new.html", {"form": form},
+        request,
+        "dashboard/organisations/new.html",
+        {"form": form},
         status=400 if form.is_bound else 200,
     )

@@ -32,7 +32,9 @@ from dashboard.forms import InvitationForm, MembershipRoleForm
 
 
 def _render_members(
-    request: HttpRequest, membership: Membership, form: InvitationForm | None = None,
+    request: HttpRequest,
+    membership: Membership,
+    form: InvitationForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     organisation = membership.organisation
@@ -43,8 +45,7 @@ def _render_members(
         {
             "membership": membership,
             "members": membership_list(organisation=organisation),
-            "invitations": invitation_pending_list(organisation=organisation)
-            if is_owner else [],
+            "invitations": invitation_pending_list(organisation=organisation) if is_owner else [],
             "invite_form": (form or InvitationForm()) if is_owner else None,
             "roles": Role.choices,
             "is_owner": is_owner,
@@ -90,7 +91,8 @@ def member_change_role(request: HttpRequest, org: str, member_id: int) -> HttpRe
     membership = membership_for(request, org, minimum=Role.OWNER)
     target = get_object_or_404(
         Membership.objects.select_related("user", "organisation"),
-        pk=member_id, organisation=membership.organisation,
+        pk=member_id,
+        organisation=membership.organisation,
     )
     form = MembershipRoleForm(request.POST)
     if not form.is_valid():
@@ -111,7 +113,8 @@ def member_remove(request: HttpRequest, org: str, member_id: int) -> HttpRespons
     membership = membership_for(request, org, minimum=Role.OWNER)
     target = get_object_or_404(
         Membership.objects.select_related("user", "organisation"),
-        pk=member_id, organisation=membership.organisation,
+        pk=member_id,
+        organisation=membership.organisation,
     )
     try:
         membership_remove(membership=target)
@@ -150,6 +153,4 @@ def invitation_detail(request: HttpRequest, token: str) -> HttpResponse:
             messages.success(request, f"You joined {joined.organisation.name}.")
             return redirect("dashboard:overview", org=joined.organisation.slug)
     invitation = invitation_pending_get_by_token(token=token)
-    return render(
-        request, "dashboard/members/invitation.html", {"invitation": invitation}
-    )
+    return render(request, "dashboard/members/invitation.html", {"invitation": invitation})

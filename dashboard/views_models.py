@@ -36,15 +36,19 @@ def model_list(request: HttpRequest, org: str) -> HttpResponse:
             "max_output_tokens": f"{model.max_output_tokens:,}",
             "prices": {
                 name: price_per_million(getattr(model, f"price_{name}"))
-                for name in ("input", "output", "cache_read", "cache_write_5m",
-                             "cache_write_1h")
+                for name in ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
             },
         }
         for model, groups in models_for_organisation(organisation=membership.organisation)
     ]
-    return render(request, "dashboard/models/list.html", {
-        "membership": membership, "rows": rows,
-        "groups": [g.slug for g in membership.organisation.allowed_groups.all()],
-        "openai_base": f"{settings.SITE_URL}/v1",
-        "anthropic_base": settings.SITE_URL,
-    })
+    return render(
+        request,
+        "dashboard/models/list.html",
+        {
+            "membership": membership,
+            "rows": rows,
+            "groups": [g.slug for g in membership.organisation.allowed_groups.all()],
+            "openai_base": f"{settings.SITE_URL}/v1",
+            "anthropic_base": settings.SITE_URL,
+        },
+    )

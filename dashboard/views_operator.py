@@ -52,10 +52,16 @@ def _organisation_id_for(slug: str) -> int | None:
 def operator_overview(request: HttpRequest) -> HttpResponse:
     _staff_only(request)
     report = spend_overview_get(organisation_ids=None)
-    return render(request, "dashboard/operator/overview.html", {
-        "report": report, "chart": report.chart_data(), "balance_nano": balance_total_get(),
-        "operator": True,
-    })
+    return render(
+        request,
+        "dashboard/operator/overview.html",
+        {
+            "report": report,
+            "chart": report.chart_data(),
+            "balance_nano": balance_total_get(),
+            "operator": True,
+        },
+    )
 
 
 @login_required
@@ -69,24 +75,43 @@ def operator_requests(request: HttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     page, cursor = request_log_page(rows=rows, before=cursor_parse(before), size=PAGE_SIZE)
     query = {k: v for k, v in {**raw, "org": org_slug}.items() if v}
-    return render(request, "dashboard/operator/requests.html", {
-        "rows": page, "filters": raw, "org_slug": org_slug, "windows": list(WINDOWS),
-        "classes": list(STATUS_CLASSES), "providers": provider_slugs(), "query": query,
-        "next_cursor": f"{cursor[0].isoformat()}|{cursor[1]}" if cursor else "",
-        "paged": bool(before), "operator": True,
-    })
+    return render(
+        request,
+        "dashboard/operator/requests.html",
+        {
+            "rows": page,
+            "filters": raw,
+            "org_slug": org_slug,
+            "windows": list(WINDOWS),
+            "classes": list(STATUS_CLASSES),
+            "providers": provider_slugs(),
+            "query": query,
+            "next_cursor": f"{cursor[0].isoformat()}|{cursor[1]}" if cursor else "",
+            "paged": bool(before),
+            "operator": True,
+        },
+    )
 
 
 @login_required
 def operator_request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     _staff_only(request)
-    row = RequestLog.objects.select_related("api_key", "organisation").filter(
-        request_id=request_id).first()
+    row = (
+        RequestLog.objects.select_related("api_key", "organisation")
+        .filter(request_id=request_id)
+        .first()
+    )
     if row is None:
         raise Http404("No such request")
-    return render(request, "dashboard/operator/request_detail.html", {
-        "row": row, "timeline": attempts_timeline(row), "operator": True,
-    })
+    return render(
+        request,
+        "dashboard/operator/request_detail.html",
+        {
+            "row": row,
+            "timeline": attempts_timeline(row),
+            "operator": True,
+        },
+    )
 
 
 @login_required
@@ -105,13 +130,22 @@ def operator_sessions(request: HttpRequest) -> HttpResponse:
     )
     views_sessions.durations_add(sessions)
     query = {k: v for k, v in {"window": window, "org": org_slug}.items() if v}
-    return render(request, "dashboard/operator/sessions.html", {
-        "sessions": sessions, "window": window, "windows": list(views_sessions.WINDOWS),
-        "org_slug": org_slug, "query": query, "paged": bool(before),
-        "next_cursor": "|".join([cursor[0].isoformat(), str(cursor[1]), cursor[2]])
-        if cursor else "",
-        "operator": True,
-    })
+    return render(
+        request,
+        "dashboard/operator/sessions.html",
+        {
+            "sessions": sessions,
+            "window": window,
+            "windows": list(views_sessions.WINDOWS),
+            "org_slug": org_slug,
+            "query": query,
+            "paged": bool(before),
+            "next_cursor": "|".join([cursor[0].isoformat(), str(cursor[1]), cursor[2]])
+            if cursor
+            else "",
+            "operator": True,
+        },
+    )
 
 
 @login_required
@@ -124,9 +158,14 @@ def operator_session_detail(
     _staff_only(request)
     found = get_object_or_404(Organisation, slug=organisation)
     context = views_sessions.session_page_context(organisation=found, session_id=session_id)
-    return render(request, "dashboard/operator/session_detail.html", {
-        **context, "operator": True,
-    })
+    return render(
+        request,
+        "dashboard/operator/session_detail.html",
+        {
+            **context,
+            "operator": True,
+        },
+    )
 
 
 SessionCursor = tuple[datetime, int, str]  # last_at, organisation id, session id
@@ -151,9 +190,7 @@ def _sessions_across(
     rows = RequestLog.objects.exclude(session_id="").filter(started_at__gte=since)
     if organisation_id is not None:
         rows = rows.filter(organisation_id=organisation_id)
-    sessions = rows.order_by().values("organisation_id", "session_id").annotate(
-        **_session_sums()
-    )
+    sessions = rows.order_by().values("organisation_id", "session_id").annotate(**_session_sums())
     if before is not None:
         when, org_id, session_id = before
         sessions = sessions.filter(
@@ -161,9 +198,7 @@ def _sessions_across(
             | Q(last_at=when, organisation_id__lt=org_id)
             | Q(last_at=when, organisation_id=org_id, session_id__lt=session_id)
         )
-    page = list(
-        sessions.order_by("-last_at", "-organisation_id", "-session_id")[: size + 1]
-    )
+    page = list(sessions.order_by("-last_at", "-organisation_id", "-session_id")[: size + 1])
     organisations = Organisation.objects.in_bulk({s["organisation_id"] for s in page})
     for s in page:
         _session_finish(s)

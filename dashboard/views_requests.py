@@ -28,8 +28,12 @@ from gateway.reports import (
 from gateway.selectors import request_log_get
 
 PAGE_SIZE = 50
-WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
-           "30d": timedelta(days=30)}
+WINDOWS = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
 STATUSES = tuple(RequestOutcome.values)
 FILTER_PARAMS = ("key", "model", "status", "class", "provider", "byok", "window", "session")
 
@@ -71,22 +75,54 @@ def request_list(request: HttpRequest, org: str) -> HttpResponse:
     next_cursor = f"{cursor[0].isoformat()}|{cursor[1]}" if cursor else ""
     keys = organisation.api_keys.order_by("name").only("id", "name", "prefix", "last_four")
     query = {k: v for k, v in raw.items() if v}
-    return render(request, "dashboard/requests/list.html", {
-        "membership": membership, "rows": page, "filters": raw, "keys": keys,
-        "windows": list(WINDOWS), "statuses": STATUSES, "classes": list(STATUS_CLASSES),
-        "providers": provider_slugs(), "next_cursor": next_cursor, "query": query,
-        "paged": bool(before),
-    })
+    return render(
+        request,
+        "dashboard/requests/list.html",
+        {
+            "membership": membership,
+            "rows": page,
+            "filters": raw,
+            "keys": keys,
+            "windows": list(WINDOWS),
+            "statuses": STATUSES,
+            "classes": list(STATUS_CLASSES),
+            "providers": provider_slugs(),
+            "next_cursor": next_cursor,
+            "query": query,
+            "paged": bool(before),
+        },
+    )
 
 
 # --- CSV export -----------------------------------------------------------------
 
 CSV_COLUMNS = (
-    "request_id", "started_at", "api_key", "api_key_name", "session_id",
-    "client_protocol", "requested_model", "resolved_model", "provider", "upstream_model",
-    "stream", "status_code", "outcome", "error_type", "latency_ms", "ttfb_ms",
-    "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "usage_estimated", "byok", "cost_usd", "cost_nano",
+    "request_id",
+    "started_at",
+    "api_key",
+    "api_key_name",
+    "session_id",
+    "client_protocol",
+    "requested_model",
+    "resolved_model",
+    "provider",
+    "upstream_model",
+    "stream",
+    "status_code",
+    "outcome",
+    "error_type",
+    "latency_ms",
+    "ttfb_ms",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "usage_estimated",
+    "byok",
+    "cost_usd",
+    "cost_nano",
 )
 EXPORT_CHUNK = 2000
 
@@ -108,15 +144,37 @@ def _cell(value: object) -> object:
 
 def _csv_row(r: RequestLog) -> list[object]:
     key = r.api_key
-    return [_cell(v) for v in (
-        r.request_id, r.started_at.isoformat(), key.masked if key else "",
-        key.name if key else "", r.session_id, r.client_protocol, r.requested_model,
-        r.resolved_model, r.provider, r.upstream_model, int(r.stream), r.status_code,
-        r.outcome, r.error_type, r.latency_ms, "" if r.ttfb_ms is None else r.ttfb_ms,
-        r.input_tokens, r.cache_read_tokens, r.cache_write_5m_tokens,
-        r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens,
-        int(r.usage_estimated), int(r.byok), nano_to_usd_str(r.cost_nano), r.cost_nano,
-    )]
+    return [
+        _cell(v)
+        for v in (
+            r.request_id,
+            r.started_at.isoformat(),
+            key.masked if key else "",
+            key.name if key else "",
+            r.session_id,
+            r.client_protocol,
+            r.requested_model,
+            r.resolved_model,
+            r.provider,
+            r.upstream_model,
+            int(r.stream),
+            r.status_code,
+            r.outcome,
+            r.error_type,
+            r.latency_ms,
+            "" if r.ttfb_ms is None else r.ttfb_ms,
+            r.input_tokens,
+            r.cache_read_tokens,
+            r.cache_write_5m_tokens,
+            r.cache_write_1h_tokens,
+            r.output_tokens,
+            r.reasoning_tokens,
+            int(r.usage_estimated),
+            int(r.byok),
+            nano_to_usd_str(r.cost_nano),
+            r.cost_nano,
+        )
+    ]
 
 
 def _csv_lines(rows: Iterable[RequestLog]) -> Iterator[str]:
@@ -161,9 +219,15 @@ def request_detail(request: HttpRequest, org: str, request_id: str) -> HttpRespo
     row = request_log_get(request_id=request_id, organisation_ids=[membership.organisation.pk])
     if row is None:
         raise Http404("No such request")
-    return render(request, "dashboard/requests/detail.html", {
-        "membership": membership, "row": row, "timeline": attempts_timeline(row),
-    })
+    return render(
+        request,
+        "dashboard/requests/detail.html",
+        {
+            "membership": membership,
+            "row": row,
+            "timeline": attempts_timeline(row),
+        },
+    )
 
 
 def attempts_timeline(row) -> list[dict]:
@@ -172,15 +236,20 @@ def attempts_timeline(row) -> list[dict]:
     start = row.started_at.timestamp()
     total = max(row.latency_ms, 1)
     for a in row.attempts:
-        total = max(total, int((a.get("started_at", start) - start) * 1000)
-                    + a.get("latency_ms", 0), 1)
+        total = max(
+            total, int((a.get("started_at", start) - start) * 1000) + a.get("latency_ms", 0), 1
+        )
     bars = []
     for a in sorted(row.attempts, key=lambda a: a.get("started_at", start)):
         offset = max(int((a.get("started_at", start) - start) * 1000), 0)
         served = 200 <= a.get("status", 0) < 300 and row.outcome == "ok" and not a.get("note")
-        bars.append({
-            **a, "offset_ms": offset, "served": served,
-            "left": round(offset * 100 / total, 2),
-            "width": max(round(a.get("latency_ms", 0) * 100 / total, 2), 0.5),
-        })
+        bars.append(
+            {
+                **a,
+                "offset_ms": offset,
+                "served": served,
+                "left": round(offset * 100 / total, 2),
+                "width": max(round(a.get("latency_ms", 0) * 100 / total, 2), 0.5),
+            }
+        )
     return bars

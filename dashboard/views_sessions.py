@@ -99,11 +99,18 @@ def session_list(request: HttpRequest, org: str) -> HttpResponse:
         size=PAGE_SIZE,
     )
     durations_add(sessions)
-    return render(request, "dashboard/sessions/list.html", {
-        "membership": membership, "sessions": sessions, "window": window,
-        "windows": list(WINDOWS), "paged": bool(before),
-        "next_cursor": f"{cursor[0].isoformat()}|{cursor[1]}" if cursor else "",
-    })
+    return render(
+        request,
+        "dashboard/sessions/list.html",
+        {
+            "membership": membership,
+            "sessions": sessions,
+            "window": window,
+            "windows": list(WINDOWS),
+            "paged": bool(before),
+            "next_cursor": f"{cursor[0].isoformat()}|{cursor[1]}" if cursor else "",
+        },
+    )
 
 
 @login_required
@@ -127,6 +134,8 @@ def session_page_context(*, organisation: Organisation, session_id: str) -> dict
         ]
     )
     return {
-        "organisation": organisation, "session": session, "rows": rows,
+        "organisation": organisation,
+        "session": session,
+        "rows": rows,
         "truncated": session["requests"] > len(rows),
     }

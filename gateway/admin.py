@@ -12,10 +12,12 @@ from gateway.models import Deployment, Model, ModelAlias, Provider, RequestLog, 
 
 
 class ProviderForm(forms.ModelForm):
-    base_url = forms.URLField(assume_scheme="https", help_text=Provider._meta.get_field(
-        "base_url").help_text)
+    base_url = forms.URLField(
+        assume_scheme="https", help_text=Provider._meta.get_field("base_url").help_text
+    )
     managed_key = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: stored encrypted; leave empty to keep the current key. "
         "Or name an environment variable below.",
     )
@@ -23,8 +25,7 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = ["slug", "name", "protocol", "base_url", "api_key_env", "extra_headers",
-                  "enabled"]
+        fields = ["slug", "name", "protocol", "base_url", "api_key_env", "extra_headers", "enabled"]
 
     def save(self, commit: bool = True) -> Provider:
         provider = super().save(commit=False)
@@ -67,8 +68,16 @@ class DeploymentInline(admin.TabularInline):
 
 @admin.register(Model)
 class ModelAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "display_name", "price_input", "price_output",
-                    "price_cache_read", "price_cache_write_5m", "context_window", "enabled")
+    list_display = (
+        "public_id",
+        "display_name",
+        "price_input",
+        "price_output",
+        "price_cache_read",
+        "price_cache_write_5m",
+        "context_window",
+        "enabled",
+    )
     list_filter = ("enabled", "groups")
     search_fields = ("public_id", "display_name", "aliases__alias")
     filter_horizontal = ("groups",)
@@ -76,10 +85,18 @@ class ModelAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("public_id", "display_name", "description", "enabled", "groups")}),
         ("Limits", {"fields": ("context_window", "max_output_tokens")}),
-        ("Prices (USD per million tokens)", {"fields": (
-            "price_input", "price_output", "price_cache_read", "price_cache_write_5m",
-            "price_cache_write_1h",
-        )}),
+        (
+            "Prices (USD per million tokens)",
+            {
+                "fields": (
+                    "price_input",
+                    "price_output",
+                    "price_cache_read",
+                    "price_cache_write_5m",
+                    "price_cache_write_1h",
+                )
+            },
+        ),
     )
 
 
@@ -99,8 +116,18 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 @admin.register(RequestLog)
 class RequestLogAdmin(admin.ModelAdmin):
-    list_display = ("started_at", "request_id", "organisation", "resolved_model", "provider",
-                    "status_code", "latency_ms", "total_tokens", "cost", "byok")
+    list_display = (
+        "started_at",
+        "request_id",
+        "organisation",
+        "resolved_model",
+        "provider",
+        "status_code",
+        "latency_ms",
+        "total_tokens",
+        "cost",
+        "byok",
+    )
     list_filter = ("outcome", "provider", "byok", "stream")
     search_fields = ("request_id", "organisation__slug", "session_id")
     list_select_related = ("organisation",)

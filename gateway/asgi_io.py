@@ -64,8 +64,7 @@ def _header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 def json_dumps(data: Any) -> bytes:
     # "replace": a lone surrogate (an upstream's "\ud800" escape) becomes "?" instead
     # of failing the answer or the usage event.
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8", "replace")
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 async def send_json(send, status: int, data: Any, headers: dict[str, str] | None = None) -> None:

@@ -54,8 +54,15 @@ class Candidate:
 
 
 class AttemptFailed(Exception):
-    def __init__(self, error: GatewayError, *, retryable: bool, rest: float | None = None,
-                 count_failure: bool = True, skip_deployment: bool = False) -> None:
+    def __init__(
+        self,
+        error: GatewayError,
+        *,
+        retryable: bool,
+        rest: float | None = None,
+        count_failure: bool = True,
+        skip_deployment: bool = False,
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.retryable = retryable  # may the next deployment be tried
@@ -77,8 +84,9 @@ def _retry_after(headers: httpx2.Headers | None) -> float | None:
     return None
 
 
-def classify(cand: Candidate, error: UpstreamError,
-             headers: httpx2.Headers | None = None) -> AttemptFailed:
+def classify(
+    cand: Candidate, error: UpstreamError, headers: httpx2.Headers | None = None
+) -> AttemptFailed:
     """Turn an upstream error status into what happens next (PROTOCOLS.md, Errors)."""
     slug = cand.label
     status = error.status
@@ -86,53 +94,80 @@ def classify(cand: Candidate, error: UpstreamError,
     if status in (401, 403):
         if cand.byok:
             gw = GatewayError(
-                502, f"{slug} refused your own provider key: {error.message}. Replace it "
-                "under Provider Keys in the console.", code="byok_key_refused")
+                502,
+                f"{slug} refused your own provider key: {error.message}. Replace it "
+                "under Provider Keys in the console.",
+                code="byok_key_refused",
+            )
         else:
             log.error("provider %s refused managed credentials: %s", slug, error.message)
             gw = GatewayError(
-                502, f"The provider {slug} refused the gateway's credentials; the operator "
-                "must update them.", code="upstream_auth_failed")
+                502,
+                f"The provider {slug} refused the gateway's credentials; the operator "
+                "must update them.",
+                code="upstream_auth_failed",
+            )
         return AttemptFailed(gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False)
     if status == 404:
-        gw = GatewayError(502, f"{slug} does not know the model "
-                          f"'{cand.deployment.upstream_model}': {error.message}",
-                          code="upstream_model_not_found")
-        return AttemptFailed(gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False,
-                             skip_deployment=True)
+        gw = GatewayError(
+            502,
+            f"{slug} does not know the model '{cand.deployment.upstream_model}': {error.message}",
+            code="upstream_model_not_found",
+        )
+        return AttemptFailed(
+            gw, retryable=True, rest=AUTH_FAILURE_REST, count_failure=False, skip_deployment=True
+        )
     if status == 429:
         # The client may retry after the upstream's own delay (the SDKs honour it).
         hint = {"retry-after": str(max(int(retry_after + 0.999), 1))} if retry_after else None
-        gw = GatewayError(429, f"Rate limited by {slug}: {error.message}",
-                          code="upstream_rate_limited", type="rate_limit_error", headers=hint)
+        gw = GatewayError(
+            429,
+            f"Rate limited by {slug}: {error.message}",
+            code="upstream_rate_limited",
+            type="rate_limit_error",
+            headers=hint,
+        )
         if error.is_quota_exhausted:
             return AttemptFailed(gw, retryable=False, count_failure=False)
-        return AttemptFailed(gw, retryable=True, rest=retry_after or DEFAULT_429_REST,
-                             count_failure=False)
+        return AttemptFailed(
+            gw, retryable=True, rest=retry_after or DEFAULT_429_REST, count_failure=False
+        )
     if status in (408, 504):
-        return AttemptFailed(GatewayError(504, f"{slug} timed out: {error.message}",
-                                          code="upstream_timeout"), retryable=True)
+        return AttemptFailed(
+            GatewayError(504, f"{slug} timed out: {error.message}", code="upstream_timeout"),
+            retryable=True,
+        )
     if status == 409:
-        return AttemptFailed(GatewayError(409, f"{slug}: {error.message}",
-                                          code="upstream_conflict"), retryable=True,
-                             count_failure=False)
+        return AttemptFailed(
+            GatewayError(409, f"{slug}: {error.message}", code="upstream_conflict"),
+            retryable=True,
+            count_failure=False,
+        )
     if status in (503, 529):
         # 529 stays 529 for Anthropic clients (their SDK's OverloadedError); OpenAI
         # clients are answered 503 (see Call.client_status).
-        gw = GatewayError(status, f"{slug} is overloaded: {error.message}",
-                          code="upstream_overloaded")
+        gw = GatewayError(
+            status, f"{slug} is overloaded: {error.message}", code="upstream_overloaded"
+        )
         return AttemptFailed(gw, retryable=True, rest=retry_after or DEFAULT_OVERLOAD_REST)
     if status in (500, 502):
-        return AttemptFailed(GatewayError(502, f"{slug} failed: {error.message}",
-                                          code="upstream_error"), retryable=True,
-                             rest=retry_after)
+        return AttemptFailed(
+            GatewayError(502, f"{slug} failed: {error.message}", code="upstream_error"),
+            retryable=True,
+            rest=retry_after,
+        )
     if status >= 500:  # 501, 505...: retrying elsewhere will not change the answer
-        return AttemptFailed(GatewayError(502, f"{slug} failed: {error.message}",
-                                          code="upstream_error"), retryable=False,
-                             count_failure=False)
-    gw = GatewayError(400 if status == 422 else status,
-                      f"{slug} rejected the request: {error.message}",
-                      code="upstream_bad_request", type="invalid_request_error")
+        return AttemptFailed(
+            GatewayError(502, f"{slug} failed: {error.message}", code="upstream_error"),
+            retryable=False,
+            count_failure=False,
+        )
+    gw = GatewayError(
+        400 if status == 422 else status,
+        f"{slug} rejected the request: {error.message}",
+        code="upstream_bad_request",
+        type="invalid_request_error",
+    )
     return AttemptFailed(gw, retryable=False, count_failure=False)
 
 
@@ -141,8 +176,9 @@ def transport_failure(cand: Candidate, exc: BaseException) -> AttemptFailed:
         gw = GatewayError(504, f"{cand.label} did not answer in time.", code="upstream_timeout")
     else:
         detail = f"{type(exc).__name__} {exc}".strip()
-        gw = GatewayError(502, f"Could not reach {cand.label}: {detail}",
-                          code="upstream_unreachable")
+        gw = GatewayError(
+            502, f"Could not reach {cand.label}: {detail}", code="upstream_unreachable"
+        )
     return AttemptFailed(gw, retryable=True)
 
 
@@ -163,13 +199,13 @@ class Attempt:
         """The usage hook of this attempt's stream adapter: the client is shown the
         request's whole cost (this attempt plus any hedged loser's)."""
         self.usage = usage
-        self.cost_nano, extra = self.call.cost_of(usage, byok=self.candidate.byok,
-                                                  model=self.candidate.model)
+        self.cost_nano, extra = self.call.cost_of(
+            usage, byok=self.candidate.byok, model=self.candidate.model
+        )
         extra["cost"] = (self.cost_nano + self.call.extra_cost_nano) / 1_000_000_000
         return extra
 
-    def log(self, status: int, error: str = "", *, note: str = "",
-            error_type: str = "") -> None:
+    def log(self, status: int, error: str = "", *, note: str = "", error_type: str = "") -> None:
         deployment = self.candidate.deployment
         self.record = {
             "provider": deployment.provider.slug,
@@ -188,8 +224,11 @@ class Attempt:
     def request(self, path: str | None = None) -> httpx2.Request:
         assert runtime.upstream is not None
         return runtime.upstream.request(
-            self.candidate.deployment, api_key=self.candidate.api_key, body=self.body,
-            client_headers=self.call.incoming.headers, path=path,
+            self.candidate.deployment,
+            api_key=self.candidate.api_key,
+            body=self.body,
+            client_headers=self.call.incoming.headers,
+            path=path,
         )
 
 
@@ -212,8 +251,12 @@ async def attempt_once(attempt: Attempt) -> dict[str, Any]:
         data = json.loads(response.content)
     except ValueError as exc:
         attempt.log(response.status_code, "malformed JSON", error_type="upstream_malformed")
-        raise AttemptFailed(GatewayError(502, f"{cand.label} sent a malformed response.",
-                                         code="upstream_malformed"), retryable=True) from exc
+        raise AttemptFailed(
+            GatewayError(
+                502, f"{cand.label} sent a malformed response.", code="upstream_malformed"
+            ),
+            retryable=True,
+        ) from exc
     attempt.log(response.status_code)
     upstream = cand.deployment.provider.protocol
     public_id = cand.model.public_id
@@ -241,17 +284,22 @@ def stream_adapter(attempt: Attempt, input_estimate: int):
         body = call.body or {}
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if upstream == "openai":
-            return OpenAIPassthroughStream(include_usage=include_usage,
-                                           input_tokens_estimate=input_estimate,
-                                           usage_hook=attempt.price)
+            return OpenAIPassthroughStream(
+                include_usage=include_usage,
+                input_tokens_estimate=input_estimate,
+                usage_hook=attempt.price,
+            )
         return translate_stream.AnthropicToOpenAIStream(
-            model=public_id, include_usage=include_usage, usage_hook=attempt.price)
+            model=public_id, include_usage=include_usage, usage_hook=attempt.price
+        )
     if upstream == "anthropic":
         return AnthropicPassthroughStream(usage_hook=attempt.price)
     # message_start must carry the best known input count before the upstream says.
     return translate_stream.OpenAIToAnthropicStream(
-        model=public_id, input_tokens_estimate=estimate_tokens_anthropic(call.body or {}),
-        usage_hook=attempt.price)
+        model=public_id,
+        input_tokens_estimate=estimate_tokens_anthropic(call.body or {}),
+        usage_hook=attempt.price,
+    )
 
 
 @dataclass
@@ -282,8 +330,7 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
             content = await response.aread()
             error = upstream_error_parse(response.status_code, content)
             failure = classify(cand, error, response.headers)
-            attempt.log(response.status_code, error.message,
-                        error_type=failure.error.code or "")
+            attempt.log(response.status_code, error.message, error_type=failure.error.code or "")
             raise failure
         adapter = stream_adapter(attempt, input_estimate)
         parser = SSEParser()
@@ -297,27 +344,44 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
                     preamble.extend(adapter.feed(event))
                 if adapter.emitted_content or adapter.done:
                     break
-                attempt.log(response.status_code, "stream ended before any content",
-                            error_type="upstream_stream_dropped")
-                raise AttemptFailed(GatewayError(
-                    502, f"{cand.label} closed the stream before sending anything.",
-                    code="upstream_stream_dropped"), retryable=True) from None
+                attempt.log(
+                    response.status_code,
+                    "stream ended before any content",
+                    error_type="upstream_stream_dropped",
+                )
+                raise AttemptFailed(
+                    GatewayError(
+                        502,
+                        f"{cand.label} closed the stream before sending anything.",
+                        code="upstream_stream_dropped",
+                    ),
+                    retryable=True,
+                ) from None
             for event in parser.feed(chunk):
                 preamble.extend(adapter.feed(event))
         if adapter.error is not None and not adapter.emitted_content:
             failure = classify(cand, adapter.error)
-            attempt.log(adapter.error.status, adapter.error.message,
-                        error_type=failure.error.code or "")
+            attempt.log(
+                adapter.error.status, adapter.error.message, error_type=failure.error.code or ""
+            )
             raise failure
         attempt.log(response.status_code)
         return OpenStream(attempt, response, chunks, parser, adapter, preamble)
     except httpx2.HTTPError as exc:  # the connection dropped while reading the preamble
         await response.aclose()
-        attempt.log(response.status_code, f"stream dropped: {exc or type(exc).__name__}",
-                    error_type="upstream_stream_dropped")
-        raise AttemptFailed(GatewayError(
-            502, f"{cand.label} dropped the stream before sending anything.",
-            code="upstream_stream_dropped"), retryable=True) from exc
+        attempt.log(
+            response.status_code,
+            f"stream dropped: {exc or type(exc).__name__}",
+            error_type="upstream_stream_dropped",
+        )
+        raise AttemptFailed(
+            GatewayError(
+                502,
+                f"{cand.label} dropped the stream before sending anything.",
+                code="upstream_stream_dropped",
+            ),
+            retryable=True,
+        ) from exc
     except BaseException:
         await response.aclose()
         raise

@@ -41,18 +41,24 @@ class KeyInfo:
         """Raise the 401/403 a client should see, or return if the key may be used."""
         if self.revoked:
             raise GatewayError(
-                401, "This API key has been revoked. Create a new key in the Tollgate console.",
-                code="key_revoked", type="authentication_error",
+                401,
+                "This API key has been revoked. Create a new key in the Tollgate console.",
+                code="key_revoked",
+                type="authentication_error",
             )
         if self.expires_at is not None and self.expires_at <= time.time():
             raise GatewayError(
-                401, "This API key has expired. Create a new key in the Tollgate console.",
-                code="key_expired", type="authentication_error",
+                401,
+                "This API key has expired. Create a new key in the Tollgate console.",
+                code="key_expired",
+                type="authentication_error",
             )
         if not self.organisation_active:
             raise GatewayError(
-                403, "This organisation is suspended. Contact the operator.",
-                code="organisation_suspended", type="permission_error",
+                403,
+                "This organisation is suspended. Contact the operator.",
+                code="organisation_suspended",
+                type="permission_error",
             )
 
 

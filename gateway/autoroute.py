@@ -17,8 +17,9 @@ from gateway.catalog import RouterEntry
 REASONING_WEIGHT = {"minimal": 0.1, "low": 0.15, "medium": 0.3, "high": 0.45, "xhigh": 0.5}
 
 
-def auto_choose(router: RouterEntry, body: dict[str, Any], *, input_tokens: int,
-                cost_quality: float) -> tuple[int, str]:
+def auto_choose(
+    router: RouterEntry, body: dict[str, Any], *, input_tokens: int, cost_quality: float
+) -> tuple[int, str]:
     """Index of the tier to use, and a short reason for the log and the client."""
     signals = []
     # Size: ~1k tokens is a quick question, ~100k an agent deep into a task.

@@ -19,8 +19,17 @@ from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
 from gateway.usage import byok_fee_nano, usage_batch_write
 
-_EVENT_ALWAYS = frozenset(("request_id", "organisation_id", "started_at", "status_code",
-                           "outcome", "client_protocol", "requested_model"))
+_EVENT_ALWAYS = frozenset(
+    (
+        "request_id",
+        "organisation_id",
+        "started_at",
+        "status_code",
+        "outcome",
+        "client_protocol",
+        "requested_model",
+    )
+)
 
 log = logging.getLogger("tollgate.proxy")
 
@@ -86,8 +95,9 @@ class Call:
             self.ttfb_ms = self.elapsed_ms()
 
     # --- pricing ---------------------------------------------------------------------
-    def cost_of(self, usage: Usage, *, byok: bool,
-                model: ModelEntry | None = None) -> tuple[int, dict[str, Any]]:
+    def cost_of(
+        self, usage: Usage, *, byok: bool, model: ModelEntry | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """The charged cost of `usage` in nano-USD (the BYOK fee when served with the
         customer's key), and the fields added to the client's usage object. The same
         integer is shown, logged and debited."""
@@ -128,7 +138,11 @@ class Call:
 
     # --- finishing -------------------------------------------------------------------
     async def finish(
-        self, *, status: int, outcome: str, error: GatewayError | None = None,
+        self,
+        *,
+        status: int,
+        outcome: str,
+        error: GatewayError | None = None,
     ) -> None:
         """Settle the hold and append the usage event. Idempotent per call."""
         if self.finished:

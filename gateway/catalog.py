@@ -103,7 +103,8 @@ class CatalogSnapshot:
 
     def suggestions(self, name: str, *, group_id: int | None = None, limit: int = 3) -> list[str]:
         candidates = [
-            m.public_id for m in (*self.models.values(), *self.routers.values())
+            m.public_id
+            for m in (*self.models.values(), *self.routers.values())
             if group_id is None or group_id in m.group_ids
         ]
         return difflib.get_close_matches(name.strip().lower(), candidates, n=limit, cutoff=0.5)
@@ -151,8 +152,11 @@ def catalog_snapshot_load() -> CatalogSnapshot:
             continue
         deployments.setdefault(d.model_id, []).append(
             DeploymentEntry(
-                id=d.id, provider=provider, upstream_model=d.upstream_model,
-                priority=d.priority, weight=d.weight,
+                id=d.id,
+                provider=provider,
+                upstream_model=d.upstream_model,
+                priority=d.priority,
+                weight=d.weight,
             )
         )
     group_ids: dict[int, set[int]] = {}
@@ -168,8 +172,11 @@ def catalog_snapshot_load() -> CatalogSnapshot:
             context_window=m.context_window,
             max_output_tokens=m.max_output_tokens,
             prices=TokenPrices.from_usd_per_million(
-                input=m.price_input, output=m.price_output, cache_read=m.price_cache_read,
-                cache_write_5m=m.price_cache_write_5m, cache_write_1h=m.price_cache_write_1h,
+                input=m.price_input,
+                output=m.price_output,
+                cache_read=m.price_cache_read,
+                cache_write_5m=m.price_cache_write_5m,
+                cache_write_1h=m.price_cache_write_1h,
             ),
             price_usd={
                 "input": str(m.price_input.normalize()),
@@ -199,15 +206,24 @@ def catalog_snapshot_load() -> CatalogSnapshot:
         router_groups.setdefault(router_id, set()).add(group_id)
     for r in Router.objects.filter(enabled=True):
         config = r.config or {}
-        members = config.get("tiers") if r.kind == "auto" else [
-            {"model": m} for m in config.get("models") or []]
-        resolved = [(str(t.get("name") or t["model"]), snapshot.resolve(str(t["model"])))
-                    for t in members or [] if isinstance(t, dict) and t.get("model")]
+        members = (
+            config.get("tiers")
+            if r.kind == "auto"
+            else [{"model": m} for m in config.get("models") or []]
+        )
+        resolved = [
+            (str(t.get("name") or t["model"]), snapshot.resolve(str(t["model"])))
+            for t in members or []
+            if isinstance(t, dict) and t.get("model")
+        ]
         resolved = [(n, m) for n, m in resolved if m is not None]
         hedge = config.get("hedge_ms")
         snapshot.routers[r.public_id.lower()] = RouterEntry(
-            public_id=r.public_id, display_name=r.display_name, kind=r.kind,
-            models=tuple(m for _, m in resolved), names=tuple(n for n, _ in resolved),
+            public_id=r.public_id,
+            display_name=r.display_name,
+            kind=r.kind,
+            models=tuple(m for _, m in resolved),
+            names=tuple(n for n, _ in resolved),
             hedge_ms=int(hedge) if isinstance(hedge, int | float) else None,
             group_ids=frozenset(router_groups.get(r.id, ())),
             created=int(r.created_at.timestamp()),

@@ -74,8 +74,9 @@ class DeploymentHealth:
         return True
 
     # --- writing (failure paths only) -------------------------------------------------
-    async def record_failure(self, key: str, *, rest_seconds: float | None = None,
-                             count: bool = True) -> float:
+    async def record_failure(
+        self, key: str, *, rest_seconds: float | None = None, count: bool = True
+    ) -> float:
         """Count a failure (unless `count` is false: a rate limit is not a fault);
         rest the deployment if the upstream asked or the breaker trips. Returns the
         rest applied (0 if none)."""
@@ -85,8 +86,9 @@ class DeploymentHealth:
                 await self._rest(key, now + rest_seconds)
             return rest_seconds or 0.0
         if self._r is not None:
-            fails = int(await self._fail_script(
-                keys=[f"tg:fails:{key}"], args=[FAILURE_WINDOW_SECONDS]))
+            fails = int(
+                await self._fail_script(keys=[f"tg:fails:{key}"], args=[FAILURE_WINDOW_SECONDS])
+            )
             self._fails[key] = [now]
         else:
             recent = [t for t in self._fails.get(key, []) if t > now - FAILURE_WINDOW_SECONDS]
@@ -96,7 +98,7 @@ class DeploymentHealth:
         rest = rest_seconds or 0.0
         if fails >= FAILURE_THRESHOLD:
             trips = self._trips.get(key, 0)
-            breaker = min(BREAKER_REST_SECONDS * (2 ** trips), BREAKER_REST_MAX_SECONDS)
+            breaker = min(BREAKER_REST_SECONDS * (2**trips), BREAKER_REST_MAX_SECONDS)
             self._trips[key] = trips + 1
             rest = max(rest, breaker)
             log.warning("deployment %s failed %s times: resting %.0f s", key, fails, rest)

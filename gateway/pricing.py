@@ -35,8 +35,13 @@ class TokenPrices:
 
     @classmethod
     def from_usd_per_million(
-        cls, *, input: Decimal, output: Decimal, cache_read: Decimal,
-        cache_write_5m: Decimal, cache_write_1h: Decimal,
+        cls,
+        *,
+        input: Decimal,
+        output: Decimal,
+        cache_read: Decimal,
+        cache_write_5m: Decimal,
+        cache_write_1h: Decimal,
     ) -> TokenPrices:
         return cls(
             input=price_to_pico_per_token(input),

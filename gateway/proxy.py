@@ -89,8 +89,9 @@ class ProxyApp:
         except Exception:
             log.exception("unhandled error in %s", call.request_id)
             error = GatewayError(
-                500, f"Internal gateway error. Quote request id {call.request_id} "
-                "to the operator.", code="internal_error",
+                500,
+                f"Internal gateway error. Quote request id {call.request_id} to the operator.",
+                code="internal_error",
             )
             await call.finish(status=500, outcome="error", error=error)
             await send_json(send, 500, call.error_body(error), call.base_headers())
@@ -105,8 +106,11 @@ class ProxyApp:
                 secret = auth[7:].strip()
         if not secret:
             raise GatewayError(
-                401, "Missing API key. Send 'Authorization: Bearer sk-tg-...' or "
-                "'x-api-key: sk-tg-...'.", code="missing_api_key", type="authentication_error",
+                401,
+                "Missing API key. Send 'Authorization: Bearer sk-tg-...' or "
+                "'x-api-key: sk-tg-...'.",
+                code="missing_api_key",
+                type="authentication_error",
             )
         info = await runtime.key_info(hashlib.sha256(secret.encode()).hexdigest())
         if info is None:
@@ -119,13 +123,15 @@ class ProxyApp:
         try:
             raw = await body_read(receive)
         except BodyTooLarge:
-            raise GatewayError(413, "The request body is larger than 32 MB.",
-                               code="request_too_large") from None
+            raise GatewayError(
+                413, "The request body is larger than 32 MB.", code="request_too_large"
+            ) from None
         try:
             body = json_loads_object(raw)
         except ValueError as exc:
-            raise GatewayError(400, f"The request body is not valid JSON: {exc}",
-                               code="invalid_json") from None
+            raise GatewayError(
+                400, f"The request body is not valid JSON: {exc}", code="invalid_json"
+            ) from None
         call.incoming.body = raw
         call.body = body
         return body
@@ -134,8 +140,12 @@ class ProxyApp:
         body = call.body or {}
         name = body.get("model")
         if not isinstance(name, str) or not name.strip():
-            raise GatewayError(400, "The field 'model' is required: a model id from "
-                               "GET /v1/models.", code="missing_model", param="model")
+            raise GatewayError(
+                400,
+                "The field 'model' is required: a model id from GET /v1/models.",
+                code="missing_model",
+                param="model",
+            )
         call.requested_model = name
         entry = snapshot.resolve(name)
         if entry is None:
@@ -148,21 +158,29 @@ class ProxyApp:
         hints = snapshot.suggestions(name, group_id=key.group_id)
         hint = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
         return GatewayError(
-            404, f"The model '{name}' does not exist.{hint} GET /v1/models lists the "
-            "models your key may use.", code="model_not_found", param="model",
+            404,
+            f"The model '{name}' does not exist.{hint} GET /v1/models lists the "
+            "models your key may use.",
+            code="model_not_found",
+            param="model",
             type="invalid_request_error",
         )
 
     def _check_group(self, public_id: str, group_ids: frozenset[int], key: KeyInfo) -> None:
         if key.group_id not in group_ids:
             raise GatewayError(
-                403, f"The model '{public_id}' is not available to keys in the group "
+                403,
+                f"The model '{public_id}' is not available to keys in the group "
                 f"'{key.group_slug}'. Use a key of a group that includes it, or ask the "
-                "operator.", code="model_not_allowed", param="model", type="permission_error",
+                "operator.",
+                code="model_not_allowed",
+                param="model",
+                type="permission_error",
             )
 
-    def _targets(self, call: Call, snapshot: CatalogSnapshot, key: KeyInfo
-                 ) -> tuple[list[ModelEntry], float | None]:
+    def _targets(
+        self, call: Call, snapshot: CatalogSnapshot, key: KeyInfo
+    ) -> tuple[list[ModelEntry], float | None]:
         """The models to try, in order, and the hedge delay (seconds) if hedging."""
         body = call.body or {}
         headers = call.incoming.headers
@@ -176,21 +194,28 @@ class ProxyApp:
         self._check_group(router.public_id, router.group_ids, key)
         members = [m for m in router.models if key.group_id in m.group_ids]
         if not members:
-            raise GatewayError(503, f"'{router.public_id}' has no model your key's group may "
-                               "use. Ask the operator.", code="router_empty")
+            raise GatewayError(
+                503,
+                f"'{router.public_id}' has no model your key's group may use. Ask the operator.",
+                code="router_empty",
+            )
         if router.kind == "fast":
             if hedge is None:
                 hedge = (router.hedge_ms if router.hedge_ms is not None else 400) / 1000
             call.route_reason = f"fast: hedged after {hedge * 1000:g} ms"
             call.model = members[0]
             return members, hedge
-        sub = RouterEntry(**{**{f: getattr(router, f) for f in router.__slots__},
-                             "models": tuple(members),
-                             "names": tuple(router.names[router.models.index(m)]
-                                            for m in members)})
+        sub = RouterEntry(
+            **{
+                **{f: getattr(router, f) for f in router.__slots__},
+                "models": tuple(members),
+                "names": tuple(router.names[router.models.index(m)] for m in members),
+            }
+        )
         quality = _header_float(headers, "x-tollgate-cost-quality", default=0.5)
-        index, reason = auto_choose(sub, body, input_tokens=len(call.incoming.body) // 4,
-                                    cost_quality=quality)
+        index, reason = auto_choose(
+            sub, body, input_tokens=len(call.incoming.body) // 4, cost_quality=quality
+        )
         call.route_reason = reason
         call.model = members[index]
         # The chosen tier first; stronger tiers are the fallback if it cannot serve.
@@ -209,15 +234,23 @@ class ProxyApp:
             if isinstance(requested, int) and 0 < requested < out:
                 out = requested
             output = max(output, out)
-            worst = max(worst, entry.prices.worst_case_nano(
-                input_tokens=min(input_estimate, entry.context_window), output_tokens=out))
+            worst = max(
+                worst,
+                entry.prices.worst_case_nano(
+                    input_tokens=min(input_estimate, entry.context_window), output_tokens=out
+                ),
+            )
         if call.byok:
             worst = byok_fee_nano(worst)
         limits = None
-        if (key.spend_limit_total_nano is not None or key.spend_limit_daily_nano is not None
-                or key.spend_limit_monthly_nano is not None):
+        if (
+            key.spend_limit_total_nano is not None
+            or key.spend_limit_daily_nano is not None
+            or key.spend_limit_monthly_nano is not None
+        ):
             limits = KeyLimits(
-                key_id=key.key_id, total_nano=key.spend_limit_total_nano,
+                key_id=key.key_id,
+                total_nano=key.spend_limit_total_nano,
                 daily_nano=key.spend_limit_daily_nano,
                 monthly_nano=key.spend_limit_monthly_nano,
             )
@@ -234,16 +267,21 @@ class ProxyApp:
         if refusal.reason == "key_limit":
             period = {"t": "total", "d": "daily", "m": "monthly"}[refusal.window[:1]]
             return GatewayError(
-                402, f"This key's {period} spend limit is reached: this request may cost up "
+                402,
+                f"This key's {period} spend limit is reached: this request may cost up "
                 f"to {format_usd(worst)} and {format_usd(refusal.available_nano)} is left. "
                 "Raise the limit in the console or use another key.",
-                code="key_spend_limit", type="insufficient_quota",
+                code="key_spend_limit",
+                type="insufficient_quota",
             )
         return GatewayError(
-            402, f"Insufficient credit: this request may cost up to {format_usd(worst)} "
+            402,
+            f"Insufficient credit: this request may cost up to {format_usd(worst)} "
             f"(with up to {output} output tokens) and your balance available is "
             f"{format_usd(max(refusal.available_nano, 0))}. Top up at {billing_url} or "
-            "lower max_tokens.", code="insufficient_credit", type="insufficient_quota",
+            "lower max_tokens.",
+            code="insufficient_credit",
+            type="insufficient_quota",
         )
 
     # --- endpoints -----------------------------------------------------------------
@@ -253,18 +291,27 @@ class ProxyApp:
         snapshot = await runtime.catalog()
         models, hedge_delay = self._targets(call, snapshot, key)
         if "messages" not in body or not isinstance(body["messages"], list):
-            raise GatewayError(400, "The field 'messages' is required and must be a list.",
-                               code="invalid_request", param="messages")
+            raise GatewayError(
+                400,
+                "The field 'messages' is required and must be a list.",
+                code="invalid_request",
+                param="messages",
+            )
         call.stream = bool(body.get("stream"))
-        call.latency_budget_ms = _header_int(call.incoming.headers,
-                                             "x-tollgate-max-latency-ms", minimum=1)
+        call.latency_budget_ms = _header_int(
+            call.incoming.headers, "x-tollgate-max-latency-ms", minimum=1
+        )
         byok_keys = await runtime.byok_keys(key.organisation_id)
         candidates: list[Candidate] = []
         first_error: GatewayError | None = None
         for entry in models:
             try:
-                candidates += candidates_plan(entry=entry, organisation_id=key.organisation_id,
-                                              byok_keys=byok_keys, rng=relay.rng())
+                candidates += candidates_plan(
+                    entry=entry,
+                    organisation_id=key.organisation_id,
+                    byok_keys=byok_keys,
+                    rng=relay.rng(),
+                )
             except GatewayError as error:
                 first_error = first_error or error
         if not candidates:
@@ -274,8 +321,9 @@ class ProxyApp:
         call.deployment = candidates[0].deployment
         call.byok = all(c.byok for c in candidates)
         bodies = {
-            (c.deployment.provider.protocol, c.model.public_id):
-                self._prepare(call, c.deployment.provider.protocol, c.model)
+            (c.deployment.provider.protocol, c.model.public_id): self._prepare(
+                call, c.deployment.provider.protocol, c.model
+            )
             for c in candidates
         }
         input_estimate = len(call.incoming.body) // 3 + 1
@@ -283,13 +331,26 @@ class ProxyApp:
         if not call.stream:
             # A non-streaming answer is priced and billed whole, so there is nothing to
             # cut short if the client leaves: no disconnect watcher (it costs a task).
-            await relay.serve_once(call, send, candidates, bodies,
-                                   hedge_delay=hedge_delay, input_estimate=input_estimate)
+            await relay.serve_once(
+                call,
+                send,
+                candidates,
+                bodies,
+                hedge_delay=hedge_delay,
+                input_estimate=input_estimate,
+            )
             return
         disconnected = disconnect_watch(receive)
         try:
-            await relay.serve_stream(call, send, disconnected, candidates, bodies,
-                                     hedge_delay=hedge_delay, input_estimate=input_estimate)
+            await relay.serve_stream(
+                call,
+                send,
+                disconnected,
+                candidates,
+                bodies,
+                hedge_delay=hedge_delay,
+                input_estimate=input_estimate,
+            )
         finally:
             disconnected.cancel()
 
@@ -298,8 +359,10 @@ class ProxyApp:
         is set per deployment by the attempt."""
         body = call.body or {}
         deployment = next(d for d in entry.deployments if d.provider.protocol == upstream)
-        args = {"upstream_model": deployment.upstream_model,
-                "max_output_tokens": entry.max_output_tokens}
+        args = {
+            "upstream_model": deployment.upstream_model,
+            "max_output_tokens": entry.max_output_tokens,
+        }
         if call.protocol == "openai":
             if upstream == "openai":
                 prepared = translate_request.openai_request_prepare(body, **args)
@@ -319,20 +382,26 @@ class ProxyApp:
         entry = self._resolve(call, snapshot, key)
         byok_keys = await runtime.byok_keys(key.organisation_id)
         try:
-            candidates = candidates_plan(entry=entry, organisation_id=key.organisation_id,
-                                         byok_keys=byok_keys, rng=relay.rng())
+            candidates = candidates_plan(
+                entry=entry,
+                organisation_id=key.organisation_id,
+                byok_keys=byok_keys,
+                rng=relay.rng(),
+            )
         except GatewayError:
             candidates = []
         for candidate in candidates:
             if candidate.deployment.provider.protocol == "anthropic":
                 call.deployment = candidate.deployment
                 forwarded = {**body, "model": candidate.deployment.upstream_model}
-                await relay.relay_passthrough(call, send, candidate,
-                                              body=json_dumps(forwarded),
-                                              path="/messages/count_tokens")
+                await relay.relay_passthrough(
+                    call, send, candidate, body=json_dumps(forwarded), path="/messages/count_tokens"
+                )
                 return
         await send_json(
-            send, 200, {"input_tokens": tokens.estimate_tokens_anthropic(body)},
+            send,
+            200,
+            {"input_tokens": tokens.estimate_tokens_anthropic(body)},
             {"x-tollgate-request-id": call.request_id, "x-tollgate-token-count": "estimated"},
         )
 
@@ -341,11 +410,14 @@ class ProxyApp:
         key = await self._authenticate(call)
         snapshot = await runtime.catalog()
         models: list[ModelEntry | RouterEntry] = [
-            *snapshot.routers_for_group(key.group_id), *snapshot.models_for_group(key.group_id)]
+            *snapshot.routers_for_group(key.group_id),
+            *snapshot.models_for_group(key.group_id),
+        ]
         if "anthropic-version" in call.incoming.headers:
             data = [_anthropic_model(m) for m in models]
             body: dict[str, Any] = {
-                "data": data, "has_more": False,
+                "data": data,
+                "has_more": False,
                 "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None,
             }
@@ -359,17 +431,27 @@ class ProxyApp:
         snapshot = await runtime.catalog()
         entry = snapshot.resolve(name) or snapshot.resolve_router(name)
         if entry is None or key.group_id not in entry.group_ids:
-            raise GatewayError(404, f"The model '{name}' does not exist or is not available "
-                               "to this key.", code="model_not_found", param="model")
+            raise GatewayError(
+                404,
+                f"The model '{name}' does not exist or is not available to this key.",
+                code="model_not_found",
+                param="model",
+            )
         anthropic = "anthropic-version" in call.incoming.headers
         await send_json(send, 200, _anthropic_model(entry) if anthropic else _openai_model(entry))
 
 
 def _openai_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
     if isinstance(m, RouterEntry):
-        return {"id": m.public_id, "object": "model", "created": m.created,
-                "owned_by": "tollgate", "name": m.display_name, "router": m.kind,
-                "models": [x.public_id for x in m.models]}
+        return {
+            "id": m.public_id,
+            "object": "model",
+            "created": m.created,
+            "owned_by": "tollgate",
+            "name": m.display_name,
+            "router": m.kind,
+            "models": [x.public_id for x in m.models],
+        }
     return {
         "id": m.public_id,
         "object": "model",
@@ -384,9 +466,12 @@ def _openai_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
 
 def _anthropic_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
     created = datetime.fromtimestamp(m.created, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"type": "model", "id": m.public_id, "display_name": m.display_name,
-            "created_at": created}
-
+    return {
+        "type": "model",
+        "id": m.public_id,
+        "display_name": m.display_name,
+        "created_at": created,
+    }
 
 
 def _header_int(headers: dict[str, str], name: str, *, minimum: int) -> int | None:
@@ -396,11 +481,13 @@ def _header_int(headers: dict[str, str], name: str, *, minimum: int) -> int | No
     try:
         value = int(raw)
     except ValueError:
-        raise GatewayError(400, f"The header {name} must be a whole number, got {raw!r}.",
-                           code="invalid_header") from None
+        raise GatewayError(
+            400, f"The header {name} must be a whole number, got {raw!r}.", code="invalid_header"
+        ) from None
     if value < minimum:
-        raise GatewayError(400, f"The header {name} must be at least {minimum}.",
-                           code="invalid_header")
+        raise GatewayError(
+            400, f"The header {name} must be at least {minimum}.", code="invalid_header"
+        )
     return value
 
 
@@ -413,6 +500,10 @@ def _header_float(headers: dict[str, str], name: str, *, default: float) -> floa
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise GatewayError(400, f"The header {name} must be a number from 0 (best quality) "
-                           f"to 1 (cheapest), got {raw!r}.", code="invalid_header")
+        raise GatewayError(
+            400,
+            f"The header {name} must be a number from 0 (best quality) "
+            f"to 1 (cheapest), got {raw!r}.",
+            code="invalid_header",
+        )
     return value

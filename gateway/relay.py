@@ -40,11 +40,23 @@ _rng = random.Random()
 log = logging.getLogger("tollgate.proxy")
 
 
-async def serve_once(call: Call, send, candidates: list[Candidate],
-                     bodies: Bodies, *, hedge_delay: float | None,
-                     input_estimate: int) -> None:
-    attempt, data = await walk(call, candidates, bodies, attempt_once,
-                               hedge_delay=hedge_delay, input_estimate=input_estimate)
+async def serve_once(
+    call: Call,
+    send,
+    candidates: list[Candidate],
+    bodies: Bodies,
+    *,
+    hedge_delay: float | None,
+    input_estimate: int,
+) -> None:
+    attempt, data = await walk(
+        call,
+        candidates,
+        bodies,
+        attempt_once,
+        hedge_delay=hedge_delay,
+        input_estimate=input_estimate,
+    )
     call.adopt(attempt)
     if call.extra_cost_nano:
         data["usage"]["cost"] = call.cost_nano / 1_000_000_000
@@ -88,9 +100,16 @@ class _Out:
                 await self.write(SSE_KEEPALIVE)
 
 
-async def serve_stream(call: Call, send, disconnected: asyncio.Task,
-                       candidates: list[Candidate], bodies: Bodies, *,
-                       hedge_delay: float | None, input_estimate: int) -> None:
+async def serve_stream(
+    call: Call,
+    send,
+    disconnected: asyncio.Task,
+    candidates: list[Candidate],
+    bodies: Bodies,
+    *,
+    hedge_delay: float | None,
+    input_estimate: int,
+) -> None:
     out = _Out(call, send)
     state: dict[str, Any] = {}
 
@@ -106,8 +125,9 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
             await asyncio.gather(keepalive, return_exceptions=True)
 
     async def relay() -> None:
-        attempt, opened = await walk(call, candidates, bodies, run,
-                                     hedge_delay=hedge_delay, input_estimate=input_estimate)
+        attempt, opened = await walk(
+            call, candidates, bodies, run, hedge_delay=hedge_delay, input_estimate=input_estimate
+        )
         call.adopt(attempt)
         state["opened"] = opened
         call.mark_first_byte()
@@ -137,14 +157,20 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
                 await out.write(b"".join(tail))
         except httpx2.HTTPError as exc:
             failure = transport_failure(attempt.candidate, exc)
-            raise GatewayError(502, f"{failure.error.message} (the stream was cut after it "
-                               "started)", code="upstream_stream_dropped") from exc
+            raise GatewayError(
+                502,
+                f"{failure.error.message} (the stream was cut after it started)",
+                code="upstream_stream_dropped",
+            ) from exc
         except (ClientGone, GatewayError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a malformed event after output started
             log.exception("stream relay failed for %s", call.request_id)
-            raise GatewayError(502, f"{attempt.candidate.label} sent a malformed stream.",
-                               code="upstream_malformed") from exc
+            raise GatewayError(
+                502,
+                f"{attempt.candidate.label} sent a malformed stream.",
+                code="upstream_malformed",
+            ) from exc
         finally:
             await opened.response.aclose()
 
@@ -157,14 +183,21 @@ async def serve_stream(call: Call, send, disconnected: asyncio.Task,
             raise ClientGone()
         task.result()
     except ClientGone:
-        await _bill_partial(call, state.get("opened"), input_estimate, status=499,
-                            outcome="cancelled")
+        await _bill_partial(
+            call, state.get("opened"), input_estimate, status=499, outcome="cancelled"
+        )
         return
     except GatewayError as error:
         if not out.started:
             raise  # nothing sent yet: the caller answers with a proper status
-        await _bill_partial(call, state.get("opened"), input_estimate, status=error.status,
-                            outcome="error", error=error)
+        await _bill_partial(
+            call,
+            state.get("opened"),
+            input_estimate,
+            status=error.status,
+            outcome="error",
+            error=error,
+        )
         await _send_stream_error(call, send, error)
     finally:
         if not task.done():  # the server is shutting down: stop relaying
@@ -195,12 +228,16 @@ async def _finish_stream(call: Call, adapter, input_estimate: int) -> None:
     call.usage_estimated = bool(getattr(adapter, "usage_estimated", False))
     _partial_usage(call, adapter, input_estimate)  # if no final usage came
     if adapter.error is not None:
-        error = GatewayError(adapter.error.status, adapter.error.message,
-                             code="upstream_stream_error")
+        error = GatewayError(
+            adapter.error.status, adapter.error.message, code="upstream_stream_error"
+        )
         finish = call.finish(status=adapter.error.status, outcome="error", error=error)
     elif not adapter.done:
-        error = GatewayError(502, "The upstream ended the stream without finishing it.",
-                             code="upstream_stream_incomplete")
+        error = GatewayError(
+            502,
+            "The upstream ended the stream without finishing it.",
+            code="upstream_stream_incomplete",
+        )
         finish = call.finish(status=502, outcome="error", error=error)
     else:
         finish = call.finish(status=200, outcome="ok")
@@ -208,8 +245,15 @@ async def _finish_stream(call: Call, adapter, input_estimate: int) -> None:
     await asyncio.shield(finish)
 
 
-async def _bill_partial(call: Call, opened: OpenStream | None, input_estimate: int, *,
-                        status: int, outcome: str, error: GatewayError | None = None) -> None:
+async def _bill_partial(
+    call: Call,
+    opened: OpenStream | None,
+    input_estimate: int,
+    *,
+    status: int,
+    outcome: str,
+    error: GatewayError | None = None,
+) -> None:
     """The stream ended early (client gone, upstream failure after output started):
     bill what was used so far and log it."""
     if call.finished:
@@ -228,8 +272,9 @@ async def _send_stream_error(call: Call, send, error: GatewayError) -> None:
         pass
 
 
-async def relay_passthrough(call: Call, send, candidate: Candidate, *, body: bytes,
-                            path: str) -> None:
+async def relay_passthrough(
+    call: Call, send, candidate: Candidate, *, body: bytes, path: str
+) -> None:
     """A free upstream call answered as is (token counting)."""
     attempt = Attempt(call=call, candidate=candidate, body=body)
     try:

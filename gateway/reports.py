@@ -116,18 +116,30 @@ def spend_overview_get(
         rollups = rollups.filter(organisation_id__in=organisation_ids)
         live = live.filter(organisation_id__in=organisation_ids)
 
-    by_day_model = rollups.order_by().values("day", "model").annotate(
-        cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors"), byok=Sum("byok_requests")
+    by_day_model = (
+        rollups.order_by()
+        .values("day", "model")
+        .annotate(
+            cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors"), byok=Sum("byok_requests")
+        )
     )
-    by_key = rollups.filter(day__gte=chart_start).order_by().values(
-        "organisation_id", "api_key_id"
-    ).annotate(
-        cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors"), byok=Sum("byok_requests")
+    by_key = (
+        rollups.filter(day__gte=chart_start)
+        .order_by()
+        .values("organisation_id", "api_key_id")
+        .annotate(
+            cost=Sum("cost_nano"), n=Sum("requests"), err=Sum("errors"), byok=Sum("byok_requests")
+        )
     )
-    today_rows = live.order_by().values("organisation_id", "api_key_id", "resolved_model").annotate(
-        cost=Sum("cost_nano"), n=Count("id"),
-        err=Count("id", filter=Q(outcome=RequestOutcome.ERROR)),
-        byok=Count("id", filter=Q(byok=True)),
+    today_rows = (
+        live.order_by()
+        .values("organisation_id", "api_key_id", "resolved_model")
+        .annotate(
+            cost=Sum("cost_nano"),
+            n=Count("id"),
+            err=Count("id", filter=Q(outcome=RequestOutcome.ERROR)),
+            byok=Count("id", filter=Q(byok=True)),
+        )
     )
 
     day_model: dict[tuple[date, str], Spend] = defaultdict(Spend)
@@ -153,17 +165,23 @@ def spend_overview_get(
     ranked_models = sorted(models.items(), key=lambda kv: (-kv[1].cost_nano, kv[0]))
     shown = [m for m, _ in ranked_models[:CHART_MODELS]]
     series = [
-        ChartSeries(label=m or "(no model)",
-                    values=[day_model[(d, m)].cost_nano if (d, m) in day_model else 0
-                            for d in days])
+        ChartSeries(
+            label=m or "(no model)",
+            values=[day_model[(d, m)].cost_nano if (d, m) in day_model else 0 for d in days],
+        )
         for m in shown
     ]
     if len(ranked_models) > CHART_MODELS:
         rest = {m for m, _ in ranked_models[CHART_MODELS:]}
-        series.append(ChartSeries(label=OTHER, values=[
-            sum(s.cost_nano for (d2, m), s in day_model.items() if d2 == d and m in rest)
-            for d in days
-        ]))
+        series.append(
+            ChartSeries(
+                label=OTHER,
+                values=[
+                    sum(s.cost_nano for (d2, m), s in day_model.items() if d2 == d and m in rest)
+                    for d in days
+                ],
+            )
+        )
     window = [s for _, s in ranked_models]
     overview = SpendOverview(
         today=today,
@@ -280,13 +298,16 @@ def provider_slugs() -> list[str]:
 
 # --- Sessions -------------------------------------------------------------------
 
+
 def _session_sums() -> dict:
     return {
         "requests": Count("id"),
         "errors": Count("id", filter=Q(outcome=RequestOutcome.ERROR)),
         "cost": Sum("cost_nano"),
         "tokens_in": Sum(
-            F("input_tokens") + F("cache_read_tokens") + F("cache_write_5m_tokens")
+            F("input_tokens")
+            + F("cache_read_tokens")
+            + F("cache_write_5m_tokens")
             + F("cache_write_1h_tokens")
         ),
         "tokens_out": Sum("output_tokens"),
@@ -296,7 +317,10 @@ def _session_sums() -> dict:
 
 
 def sessions_for(
-    *, organisation_id: int, since: datetime | None, before: tuple[datetime, str] | None,
+    *,
+    organisation_id: int,
+    since: datetime | None,
+    before: tuple[datetime, str] | None,
     size: int,
 ) -> tuple[list[dict], tuple[datetime, str] | None]:
     """An organisation's sessions (requests sharing an X-Tollgate-Session-Id), most
@@ -331,9 +355,11 @@ def session_get(*, organisation_id: int, session_id: str) -> dict | None:
 
 def session_requests(*, organisation_id: int, session_id: str) -> QuerySet[RequestLog]:
     """A session's requests in the order they were made."""
-    return RequestLog.objects.filter(
-        organisation_id=organisation_id, session_id=session_id
-    ).select_related("api_key").order_by("started_at", "pk")
+    return (
+        RequestLog.objects.filter(organisation_id=organisation_id, session_id=session_id)
+        .select_related("api_key")
+        .order_by("started_at", "pk")
+    )
 
 
 def _session_finish(s: dict) -> dict:
@@ -346,6 +372,7 @@ def _session_finish(s: dict) -> dict:
 
 # --- Models ---------------------------------------------------------------------
 
+
 def models_for_organisation(*, organisation: Organisation) -> list[tuple[Model, list[str]]]:
     """The enabled models the organisation's keys may use, each with the slugs of the
     organisation's groups that grant it."""
@@ -356,12 +383,11 @@ def models_for_organisation(*, organisation: Organisation) -> list[tuple[Model, 
         .prefetch_related("aliases", "groups")
         .order_by("public_id")
     )
-    return [
-        (m, sorted(allowed[g.pk] for g in m.groups.all() if g.pk in allowed)) for m in models
-    ]
+    return [(m, sorted(allowed[g.pk] for g in m.groups.all() if g.pk in allowed)) for m in models]
 
 
 # --- Organisations, for the operators' admin ---------------------------------------
+
 
 def organisations_with_spend(
     *, organisations: QuerySet[Organisation], now: datetime | None = None
@@ -373,18 +399,24 @@ def organisations_with_spend(
     month_rolled = (
         DailyRollup.objects.filter(
             organisation=OuterRef("pk"), day__gte=today.replace(day=1), day__lt=today
-        ).order_by().values("organisation").annotate(total=Sum("cost_nano")).values("total")
+        )
+        .order_by()
+        .values("organisation")
+        .annotate(total=Sum("cost_nano"))
+        .values("total")
     )
     live = (
         RequestLog.objects.filter(organisation=OuterRef("pk"), started_at__gte=day_bounds(today)[0])
-        .order_by().values("organisation").annotate(total=Sum("cost_nano")).values("total")
+        .order_by()
+        .values("organisation")
+        .annotate(total=Sum("cost_nano"))
+        .values("total")
     )
     zero = Value(0, output_field=BigIntegerField())
     return organisations.annotate(
         balance_nano=Coalesce("credit__balance_nano", zero),
         spend_today_nano=Coalesce(Subquery(live, output_field=BigIntegerField()), zero),
     ).annotate(
-        spend_month_nano=F("spend_today_nano") + Coalesce(
-            Subquery(month_rolled, output_field=BigIntegerField()), zero
-        ),
+        spend_month_nano=F("spend_today_nano")
+        + Coalesce(Subquery(month_rolled, output_field=BigIntegerField()), zero),
     )

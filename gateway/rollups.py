@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 CATCH_UP_DAYS = 35
 
 _TOKEN_FIELDS = (
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-    "cache_write_1h_tokens", "reasoning_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
 )
 
 
@@ -92,11 +96,16 @@ def rollup_day_compute(*, day: date, organisation_id: int | None = None) -> int:
         # Two overlapping runs for the same organisations would otherwise both delete
         # the old rows and then both insert: lock the organisations first (in id order,
         # so two runs cannot deadlock) and the second run waits, then replaces.
-        org_ids = sorted({r.organisation_id for r in rollups} | set(
-            stale.values_list("organisation_id", flat=True).distinct()
-        ))
-        list(Organisation.objects.select_for_update().filter(pk__in=org_ids)
-             .order_by("pk").values_list("pk", flat=True))
+        org_ids = sorted(
+            {r.organisation_id for r in rollups}
+            | set(stale.values_list("organisation_id", flat=True).distinct())
+        )
+        list(
+            Organisation.objects.select_for_update()
+            .filter(pk__in=org_ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         stale.delete()
         DailyRollup.objects.bulk_create(rollups, batch_size=500)
     return len(rollups)
@@ -111,9 +120,12 @@ def rollup_days_due(*, today: date) -> list[date]:
     first = today - timedelta(days=1)
     if newest is None:
         # Nothing rolled up yet: begin with the oldest logged day still in range.
-        logged = RequestLog.objects.filter(started_at__gte=day_bounds(oldest)[0]).order_by(
-            "started_at"
-        ).values_list("started_at", flat=True).first()
+        logged = (
+            RequestLog.objects.filter(started_at__gte=day_bounds(oldest)[0])
+            .order_by("started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
         if logged is not None:
             first = min(first, utc_today(logged))
     else:

@@ -47,14 +47,18 @@ def deployments_order(entry: ModelEntry, rng: random.Random) -> list[DeploymentE
     for priority in sorted(tiers):
         tier = tiers[priority]
         if len(tier) > 1:
-            tier = sorted(tier, key=lambda d: math.log(rng.random() or 1e-12) / d.weight,
-                          reverse=True)
+            tier = sorted(
+                tier, key=lambda d: math.log(rng.random() or 1e-12) / d.weight, reverse=True
+            )
         ordered.extend(tier)
     return ordered
 
 
 def candidates_plan(
-    *, entry: ModelEntry, organisation_id: int, byok_keys: dict[int, tuple[str, str]],
+    *,
+    entry: ModelEntry,
+    organisation_id: int,
+    byok_keys: dict[int, tuple[str, str]],
     rng: random.Random,
 ) -> list[Candidate]:
     candidates: list[Candidate] = []
@@ -73,11 +77,15 @@ def candidates_plan(
     if not candidates:
         if unconfigured:
             raise GatewayError(
-                503, f"No credentials are configured for {', '.join(unconfigured)}, which "
+                503,
+                f"No credentials are configured for {', '.join(unconfigured)}, which "
                 f"serve '{entry.public_id}'. Add your own key under Provider Keys, or ask "
-                "the operator.", code="provider_not_configured")
-        raise GatewayError(503, f"No provider currently serves '{entry.public_id}'.",
-                           code="no_deployment")
+                "the operator.",
+                code="provider_not_configured",
+            )
+        raise GatewayError(
+            503, f"No provider currently serves '{entry.public_id}'.", code="no_deployment"
+        )
     return candidates
 
 
@@ -103,9 +111,13 @@ async def candidates_usable(candidates: list[Candidate]) -> list[Candidate]:
     wait = min(left for left, _ in resting)
     names = ", ".join(sorted({c.label for _, c in resting}))
     raise GatewayError(
-        429, f"Every provider of this model is resting after rate limits or failures "
-        f"({names}). Retry in {math.ceil(wait)} s.", code="all_deployments_resting",
-        type="rate_limit_error", headers={"retry-after": str(math.ceil(wait))})
+        429,
+        f"Every provider of this model is resting after rate limits or failures "
+        f"({names}). Retry in {math.ceil(wait)} s.",
+        code="all_deployments_resting",
+        type="rate_limit_error",
+        headers={"retry-after": str(math.ceil(wait))},
+    )
 
 
 def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayError:
@@ -114,18 +126,25 @@ def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayE
     last = failures[-1][1].error
     if len(failures) == 1:
         return last
-    tried = "; ".join(f"({i}) {f.error.status} {f.error.message}"
-                      for i, (_, f) in enumerate(failures, 1))
-    return GatewayError(last.status, f"All {len(failures)} attempts failed: {tried}",
-                        code=last.code or "all_attempts_failed", type=last.type,
-                        headers=last.headers)
+    tried = "; ".join(
+        f"({i}) {f.error.status} {f.error.message}" for i, (_, f) in enumerate(failures, 1)
+    )
+    return GatewayError(
+        last.status,
+        f"All {len(failures)} attempts failed: {tried}",
+        code=last.code or "all_attempts_failed",
+        type=last.type,
+        headers=last.headers,
+    )
 
 
 async def _note_failure(cand: Candidate, failure: AttemptFailed) -> None:
     if failure.count_failure or failure.rest:
         await runtime.health.record_failure(
-            cand.health_key, rest_seconds=failure.rest if failure.rest else None,
-            count=failure.count_failure)
+            cand.health_key,
+            rest_seconds=failure.rest if failure.rest else None,
+            count=failure.count_failure,
+        )
 
 
 async def _guarded(run: Callable[[Attempt], Awaitable[Any]], attempt: Attempt) -> Any:
@@ -139,9 +158,14 @@ async def _guarded(run: Callable[[Attempt], Awaitable[Any]], attempt: Attempt) -
         log.exception("attempt at %s failed unexpectedly", attempt.candidate.label)
         if attempt.record is None:
             attempt.log(0, f"{type(exc).__name__}: {exc}", error_type="upstream_malformed")
-        raise AttemptFailed(GatewayError(
-            502, f"{attempt.candidate.label} sent a response the gateway could not read.",
-            code="upstream_malformed"), retryable=True) from exc
+        raise AttemptFailed(
+            GatewayError(
+                502,
+                f"{attempt.candidate.label} sent a response the gateway could not read.",
+                code="upstream_malformed",
+            ),
+            retryable=True,
+        ) from exc
 
 
 async def _close_result(result: Any) -> None:
@@ -207,8 +231,11 @@ async def walk(
             if attempt.record is None:
                 attempt.log(0, note="cancelled: another attempt answered first")
             # The loser's prompt was sent upstream: bill what it consumed (estimated).
-            cost, _ = call.cost_of(Usage(input_tokens=input_estimate),
-                                   byok=attempt.candidate.byok, model=attempt.candidate.model)
+            cost, _ = call.cost_of(
+                Usage(input_tokens=input_estimate),
+                byok=attempt.candidate.byok,
+                model=attempt.candidate.model,
+            )
             attempt.record["billed_estimate_nano"] = cost  # type: ignore[index]
             call.extra_cost_nano += cost
         running.clear()
@@ -220,8 +247,9 @@ async def walk(
                 hedge = hedge_delay if hedge_delay is not None and queue else None
                 if hedge is not None and len(running) > 1:
                     hedge = None
-                done, _ = await asyncio.wait(running, timeout=hedge,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    running, timeout=hedge, return_when=asyncio.FIRST_COMPLETED
+                )
                 if not done:
                     launch()  # hedge: the first has not answered in time
                     continue
@@ -255,11 +283,15 @@ async def walk(
         await asyncio.gather(*running, return_exceptions=True)
         tried = "; ".join(
             f"{a.get('provider')}: {a.get('status') or 'no answer'} {a.get('error', '')}".strip()
-            for a in call.attempts)
+            for a in call.attempts
+        )
         raise GatewayError(
-            504, f"The latency budget of {call.latency_budget_ms} ms was spent before a first "
-            f"byte. Tried: {tried or 'nothing'}.", code="latency_budget_exceeded",
-            type="timeout_error") from None
+            504,
+            f"The latency budget of {call.latency_budget_ms} ms was spent before a first "
+            f"byte. Tried: {tried or 'nothing'}.",
+            code="latency_budget_exceeded",
+            type="timeout_error",
+        ) from None
     except asyncio.CancelledError:
         # The client went away: stop every upstream request still in flight at once.
         for task in running:

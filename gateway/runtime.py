@@ -94,7 +94,8 @@ class Runtime:
             # A blocking pool: under a burst, requests wait briefly for a connection
             # instead of failing with "Too many connections".
             pool = aioredis.BlockingConnectionPool.from_url(
-                settings.REDIS_URL, max_connections=settings.TOLLGATE_REDIS_MAX_CONNECTIONS,
+                settings.REDIS_URL,
+                max_connections=settings.TOLLGATE_REDIS_MAX_CONNECTIONS,
                 timeout=10,
             )
             self.redis = aioredis.Redis(connection_pool=pool)
@@ -157,12 +158,11 @@ class Runtime:
             self.flusher.drain()
 
     async def run_db(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, _db_call, fn, *args
-        )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, _db_call, fn, *args)
 
-    async def settle_and_record(self, hold, cost_nano: int, event: dict | None,
-                                request_id: str) -> None:
+    async def settle_and_record(
+        self, hold, cost_nano: int, event: dict | None, request_id: str
+    ) -> None:
         """Settle a credit hold and queue the usage event: with Redis, one script call,
         sent together with those of the other requests finishing at the same time."""
         if self.redis is not None and hold is not None and event is not None:
@@ -249,7 +249,8 @@ class Runtime:
         found = False
         if self.redis is not None:
             raw, shared_generation = await self.redis.mget(
-                f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}")
+                f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}"
+            )
             if raw is not None:
                 info, found = KeyInfo.loads(raw), True
         if not found:
@@ -257,8 +258,12 @@ class Runtime:
             if info is not None and self.redis is not None:
                 await self._key_fill(
                     keys=[f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}"],
-                    args=[info.dumps(), settings.TOLLGATE_CACHE_TTL_SECONDS * 10,
-                          shared_generation or b"0"])
+                    args=[
+                        info.dumps(),
+                        settings.TOLLGATE_CACHE_TTL_SECONDS * 10,
+                        shared_generation or b"0",
+                    ],
+                )
         if self._key_generation == local_generation:
             ttl = settings.TOLLGATE_CACHE_TTL_SECONDS if info is not None else NEGATIVE_TTL
             self._keys[secret_hash] = (info, now + ttl)

@@ -105,8 +105,10 @@ def catalog_load(*, data: dict[str, Any]) -> CatalogChanges:
         where = f"groups[{i}]"
         slug = _require(item, "slug", where)
         group = groups.get(slug)
-        values = {"name": item.get("name", slug.title()),
-                  "description": item.get("description", "")}
+        values = {
+            "name": item.get("name", slug.title()),
+            "description": item.get("description", ""),
+        }
         if group is None:
             group = groups[slug] = Group.objects.create(slug=slug, **values)
             changes.add(f"created group {slug}")
@@ -157,8 +159,11 @@ def _router_load(item, where, groups, changes: CatalogChanges) -> None:
         tiers = item.get("tiers") or []
         if not tiers or not all(isinstance(t, dict) and t.get("model") for t in tiers):
             raise CatalogError(f"{where}: auto needs tiers: [{{name, model}}, ...]")
-        config: dict[str, Any] = {"tiers": [{"name": str(t.get("name") or t["model"]),
-                                             "model": str(t["model"])} for t in tiers]}
+        config: dict[str, Any] = {
+            "tiers": [
+                {"name": str(t.get("name") or t["model"]), "model": str(t["model"])} for t in tiers
+            ]
+        }
         members = [t["model"] for t in config["tiers"]]
     else:
         members = [str(m) for m in item.get("models") or []]
@@ -240,8 +245,11 @@ def _model_load(item, where, groups, providers, changes: CatalogChanges) -> None
             raise CatalogError(f"{dwhere}: unknown provider {slug}")
         provider = providers[slug]
         upstream_model = str(dep.get("upstream_model") or public_id)
-        dvalues = {"priority": int(dep.get("priority", j)),
-                   "weight": int(dep.get("weight", 1)), "enabled": bool(dep.get("enabled", True))}
+        dvalues = {
+            "priority": int(dep.get("priority", j)),
+            "weight": int(dep.get("weight", 1)),
+            "enabled": bool(dep.get("enabled", True)),
+        }
         deployment = Deployment.objects.filter(
             model=model, provider=provider, upstream_model=upstream_model
         ).first()

@@ -81,8 +81,9 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(httpx2.RemoteProtocolError(f"malformed response: {exc}",
-                                                  request=self.request))
+            self._fail(
+                httpx2.RemoteProtocolError(f"malformed response: {exc}", request=self.request)
+            )
             self.transport.close()
 
     def eof_received(self):
@@ -91,8 +92,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         if self.drained is not None and not self.drained.done():
-            self.drained.set_exception(httpx2.WriteError("connection closed while writing",
-                                                         request=self.request))
+            self.drained.set_exception(
+                httpx2.WriteError("connection closed while writing", request=self.request)
+            )
         if self.request is None or self.complete:
             return
         if self.head is not None and self.head.done() and self.until_close and exc is None:
@@ -102,10 +104,12 @@ class _Connection(asyncio.Protocol):
         detail = f": {exc}" if exc else ""
         if self.head is not None and not self.head.done():
             error: httpx2.HTTPError = httpx2.RemoteProtocolError(
-                f"server disconnected without sending a response{detail}", request=self.request)
+                f"server disconnected without sending a response{detail}", request=self.request
+            )
         else:
-            error = httpx2.ReadError(f"connection closed mid-response{detail}",
-                                     request=self.request)
+            error = httpx2.ReadError(
+                f"connection closed mid-response{detail}", request=self.request
+            )
         self._fail(error)
 
     def pause_writing(self) -> None:
@@ -136,8 +140,11 @@ class _Connection(asyncio.Protocol):
         if 100 <= status < 200:
             if status == 101:  # never asked for: no protocol switch on this connection
                 self.unexpected = self.closed = True
-                self._fail(httpx2.RemoteProtocolError("unexpected 101 Switching Protocols",
-                                                      request=self.request))
+                self._fail(
+                    httpx2.RemoteProtocolError(
+                        "unexpected 101 Switching Protocols", request=self.request
+                    )
+                )
                 return
             self.interim = True  # 100 Continue, 102, 103 Early Hints: the answer follows
             self.headers = []
@@ -184,8 +191,9 @@ class _Connection(asyncio.Protocol):
     async def send(self, request: httpx2.Request, body: bytes) -> None:
         """Write the request and wait for the response's status and headers."""
         if self.closed:
-            raise httpx2.RemoteProtocolError("the connection closed before the request",
-                                             request=request)
+            raise httpx2.RemoteProtocolError(
+                "the connection closed before the request", request=request
+            )
         loop = asyncio.get_running_loop()
         self.request = request
         self.status = 0
@@ -200,8 +208,7 @@ class _Connection(asyncio.Protocol):
         for name, value in request.headers.raw:
             if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
                 # A line break would start a header (or a request) of its own.
-                raise httpx2.LocalProtocolError(f"line break in header {name!r}",
-                                                request=request)
+                raise httpx2.LocalProtocolError(f"line break in header {name!r}", request=request)
             lines += (name, b": ", value, b"\r\n")
         lines.append(b"\r\n")
         if len(body) <= WRITE_CHUNK:
@@ -216,7 +223,7 @@ class _Connection(asyncio.Protocol):
         for start in range(0, len(body), WRITE_CHUNK):
             if self.closed:
                 raise httpx2.WriteError("connection closed while writing", request=self.request)
-            self.transport.write(view[start:start + WRITE_CHUNK])
+            self.transport.write(view[start : start + WRITE_CHUNK])
             if self.write_paused:
                 self.drained = asyncio.get_running_loop().create_future()
                 await self._wait(self.drained, limit, httpx2.WriteTimeout)
@@ -229,7 +236,8 @@ class _Connection(asyncio.Protocol):
         timer = None
         if limit is not None:
             timer = asyncio.get_running_loop().call_later(
-                limit, _expire, future, error, self.request)
+                limit, _expire, future, error, self.request
+            )
         try:
             return await future
         finally:
@@ -287,7 +295,8 @@ class _Body(httpx2.AsyncByteStream):
         conn, self._conn = self._conn, None
         if conn is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(
-                functools.partial(self._transport.release, conn, reusable=False))
+                functools.partial(self._transport.release, conn, reusable=False)
+            )
 
     async def __aiter__(self):
         conn = self._conn
@@ -321,9 +330,14 @@ class _Pool:
 
 
 class LeanTransport(httpx2.AsyncBaseTransport):
-    def __init__(self, *, max_connections: int = 100, max_keepalive_connections: int = 20,
-                 keepalive_expiry: float = 30.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        max_keepalive_connections: int = 20,
+        keepalive_expiry: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._max_connections = max_connections
         self._max_keepalive = max_keepalive_connections
         self._expiry = keepalive_expiry
@@ -338,8 +352,11 @@ class LeanTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if self._closed:
             raise RuntimeError("the upstream transport is closed")
-        body = request.content if isinstance(request.stream, httpx2.ByteStream) \
+        body = (
+            request.content
+            if isinstance(request.stream, httpx2.ByteStream)
             else await request.aread()
+        )
         conn = await self._checkout(request)
         try:
             await conn.send(request, body)
@@ -348,8 +365,12 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             if isinstance(exc, OSError):
                 raise httpx2.WriteError(str(exc), request=request) from exc
             raise
-        return httpx2.Response(conn.status, headers=conn.headers, stream=_Body(self, conn),
-                               extensions={"http_version": b"HTTP/1.1"})
+        return httpx2.Response(
+            conn.status,
+            headers=conn.headers,
+            stream=_Body(self, conn),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
 
     async def aclose(self) -> None:
         self._closed = True
@@ -425,8 +446,9 @@ class LeanTransport(httpx2.AsyncBaseTransport):
     def _evict_oldest(self) -> None:
         oldest: _Pool | None = None
         for pool in self._pools.values():
-            if pool.idle and (oldest is None or
-                              pool.idle[0].idle_since < oldest.idle[0].idle_since):
+            if pool.idle and (
+                oldest is None or pool.idle[0].idle_since < oldest.idle[0].idle_since
+            ):
                 oldest = pool
         if oldest is not None:
             oldest.idle.pop(0).close()
@@ -440,17 +462,23 @@ class LeanTransport(httpx2.AsyncBaseTransport):
                 self._ssl = httpx2.create_ssl_context()
             context = self._ssl
         opening = loop.create_connection(
-            lambda: _Connection(pool), pool.host, pool.port, ssl=context,
-            server_hostname=pool.host if context else None)
+            lambda: _Connection(pool),
+            pool.host,
+            pool.port,
+            ssl=context,
+            server_hostname=pool.host if context else None,
+        )
         try:
             async with asyncio.timeout(_timeout_of(request, "connect")):
                 _, conn = await opening
         except TimeoutError as exc:
-            raise httpx2.ConnectTimeout(f"connecting to {pool.host}:{pool.port} timed out",
-                                        request=request) from exc
+            raise httpx2.ConnectTimeout(
+                f"connecting to {pool.host}:{pool.port} timed out", request=request
+            ) from exc
         except OSError as exc:
-            raise httpx2.ConnectError(f"{pool.host}:{pool.port}: {exc.strerror or exc}",
-                                      request=request) from exc
+            raise httpx2.ConnectError(
+                f"{pool.host}:{pool.port}: {exc.strerror or exc}", request=request
+            ) from exc
         return conn
 
     def release(self, conn: _Connection, *, reusable: bool) -> None:
@@ -460,8 +488,12 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         if conn.paused and not conn.closed:  # the last read filled the buffer: read again
             conn.paused = False
             conn.transport.resume_reading()
-        if reusable and not conn.closed and not self._closed \
-                and self._idle_count < self._max_keepalive:
+        if (
+            reusable
+            and not conn.closed
+            and not self._closed
+            and self._idle_count < self._max_keepalive
+        ):
             conn.idle_since = time.monotonic()
             conn.pool.idle.append(conn)
             self._idle_count += 1

@@ -46,8 +46,11 @@ class Upstream:
         if set(urllib.request.getproxies()) - {"no"}:  # NO_PROXY alone names no proxy
             refuse_all = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
             self._client = httpx2.AsyncClient(
-                limits=limits, timeout=timeout, follow_redirects=False,
-                cookies=http.cookiejar.CookieJar(policy=refuse_all))
+                limits=limits,
+                timeout=timeout,
+                follow_redirects=False,
+                cookies=http.cookiejar.CookieJar(policy=refuse_all),
+            )
         else:
             self._transport = LeanTransport(
                 max_connections=limits.max_connections,
@@ -73,20 +76,32 @@ class Upstream:
         if self._transport is not None:
             await self._transport.aclose()
 
-    def request(self, deployment: DeploymentEntry, *, api_key: str, body: bytes,
-                client_headers: dict[str, str], path: str | None = None) -> httpx2.Request:
+    def request(
+        self,
+        deployment: DeploymentEntry,
+        *,
+        api_key: str,
+        body: bytes,
+        client_headers: dict[str, str],
+        path: str | None = None,
+    ) -> httpx2.Request:
         """The HTTP request for one attempt. `path` defaults to the protocol's chat
         endpoint. Only headers the upstream needs are sent: never the client's own
         Tollgate key."""
         provider = deployment.provider
         # Identity: streams are relayed as the bytes arrive, which a compressed stream
         # would break, and answers are small next to the time they take to generate.
-        headers = {"content-type": "application/json", "accept": "application/json",
-                   "accept-encoding": "identity", "user-agent": USER_AGENT}
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "accept-encoding": "identity",
+            "user-agent": USER_AGENT,
+        }
         if provider.protocol == "anthropic":
             headers["x-api-key"] = api_key
-            headers["anthropic-version"] = client_headers.get("anthropic-version",
-                                                              ANTHROPIC_VERSION)
+            headers["anthropic-version"] = client_headers.get(
+                "anthropic-version", ANTHROPIC_VERSION
+            )
             beta = client_headers.get("anthropic-beta")
             if beta:
                 headers["anthropic-beta"] = beta
@@ -101,5 +116,6 @@ class Upstream:
             if len(self._urls) > 10_000:  # base URLs come from the catalog: few
                 self._urls.clear()
             parsed = self._urls[url] = httpx2.URL(url)
-        return httpx2.Request("POST", parsed, content=body, headers=headers,
-                              extensions={"timeout": self._timeouts})
+        return httpx2.Request(
+            "POST", parsed, content=body, headers=headers, extensions={"timeout": self._timeouts}
+        )

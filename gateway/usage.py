@@ -56,11 +56,31 @@ _last_used_written: dict[int, float] = {}
 GROUP = "flushers"
 
 _LOG_FIELDS = (
-    "request_id", "session_id", "client_protocol", "requested_model", "resolved_model",
-    "provider", "upstream_model", "stream", "status_code", "outcome", "error_type",
-    "error_message", "latency_ms", "ttfb_ms", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-    "reasoning_tokens", "usage_estimated", "cost_nano", "byok", "attempts", "route_reason",
+    "request_id",
+    "session_id",
+    "client_protocol",
+    "requested_model",
+    "resolved_model",
+    "provider",
+    "upstream_model",
+    "stream",
+    "status_code",
+    "outcome",
+    "error_type",
+    "error_message",
+    "latency_ms",
+    "ttfb_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "usage_estimated",
+    "cost_nano",
+    "byok",
+    "attempts",
+    "route_reason",
 )
 # What a request log row takes from its event (the rest are the model's defaults).
 _EVENT_COLUMNS = frozenset(
@@ -121,8 +141,7 @@ def usage_batch_write(events: list[dict[str, Any]]) -> dict[int, list[str]]:
     keys, deployments = existing[ApiKey], existing[Deployment]
     key_ids = [e.get("api_key_id") if e.get("api_key_id") in keys else None for e in events]
     deployment_ids = [
-        e.get("deployment_id") if e.get("deployment_id") in deployments else None
-        for e in events
+        e.get("deployment_id") if e.get("deployment_id") in deployments else None for e in events
     ]
     postings = _postings(events, key_ids)
     with transaction.atomic():
@@ -186,7 +205,8 @@ def _request_log_insert_sql() -> str:
     record = ", ".join(f"{quote(f.attname)} {column_base_type(f)}" for f in from_events)
     values = ", ".join(
         f"COALESCE(r.{quote(f.attname)}, %s::{column_base_type(f)})"
-        if f.attname in _EVENT_COLUMNS else f"%s::{column_base_type(f)}"
+        if f.attname in _EVENT_COLUMNS
+        else f"%s::{column_base_type(f)}"
         for f in fields
     )
     request_id = quote(RequestLog._meta.get_field("request_id").column)
@@ -196,7 +216,6 @@ def _request_log_insert_sql() -> str:
         f"SELECT {values} FROM json_to_recordset(%s::json) AS r({record}) "
         f"ORDER BY r.{quote('request_id')} ON CONFLICT ({request_id}) DO NOTHING"
     )
-
 
 
 def _field_defaults() -> list[Any]:
@@ -263,8 +282,9 @@ def _write_one(event: dict[str, Any]) -> dict[int, list[str]]:
         cleaned = _storable(event)
         if cleaned == event:
             raise
-        log.warning("usage event %s written with its text and numbers cleaned",
-                    event.get("request_id"))
+        log.warning(
+            "usage event %s written with its text and numbers cleaned", event.get("request_id")
+        )
         return usage_batch_write([cleaned])
 
 
@@ -363,15 +383,20 @@ class UsageFlusher:
         except _REFUSED:
             if len(events) == 1:
                 raise
-            log.exception("a usage batch was refused; writing its %d events one by one",
-                          len(events))
+            log.exception(
+                "a usage batch was refused; writing its %d events one by one", len(events)
+            )
         committed: dict[int, list[str]] = defaultdict(list)
         for event in events:
             try:
                 written = _write_one(event)
             except _REFUSED as exc:
-                log.error("usage event %s refused by the database and set aside: %s; %s",
-                          event.get("request_id"), exc, json.dumps(event, default=str))
+                log.error(
+                    "usage event %s refused by the database and set aside: %s; %s",
+                    event.get("request_id"),
+                    exc,
+                    json.dumps(event, default=str),
+                )
                 self._source.set_aside(event, str(exc))
                 continue
             for org_id, request_ids in written.items():
@@ -461,7 +486,10 @@ class RedisUsageQueue:
             entries.extend(claimed[1])
         if not entries:
             response = self._s.xreadgroup(
-                GROUP, self._consumer, {STREAM: ">"}, count=count,
+                GROUP,
+                self._consumer,
+                {STREAM: ">"},
+                count=count,
                 block=settings.TOLLGATE_USAGE_FLUSH_MS if block else None,
             )
             for _stream, items in response or []:

@@ -60,13 +60,18 @@ class World:
 
 def provider_create(slug: str, protocol: str, base_url: str, key: str = "upstream-key"):
     return Provider.objects.create(
-        slug=slug, name=slug, protocol=protocol, base_url=base_url,
-        api_key_encrypted=secret_encrypt(key), api_key_last_four=key[-4:],
+        slug=slug,
+        name=slug,
+        protocol=protocol,
+        base_url=base_url,
+        api_key_encrypted=secret_encrypt(key),
+        api_key_last_four=key[-4:],
     )
 
 
-def model_create(public_id: str, provider: Provider, upstream_model: str, groups, prices,
-                 **extra) -> Model:
+def model_create(
+    public_id: str, provider: Provider, upstream_model: str, groups, prices, **extra
+) -> Model:
     model = Model.objects.create(public_id=public_id, display_name=public_id, **prices, **extra)
     model.groups.set(groups)
     Deployment.objects.create(model=model, provider=provider, upstream_model=upstream_model)
@@ -80,19 +85,38 @@ def world(live_url, fake_upstream) -> World:
     pro, _ = Group.objects.get_or_create(slug="pro", defaults={"name": "Pro"})
     openai = provider_create("fakeai", "openai", f"{fake_upstream.url}/v1")
     anthropic = provider_create("fakeanthropic", "anthropic", f"{fake_upstream.url}/v1")
-    gpt = model_create("test-gpt-5.5", openai, "gpt-5.5", [default, pro], PRICES,
-                       max_output_tokens=4096)
+    gpt = model_create(
+        "test-gpt-5.5", openai, "gpt-5.5", [default, pro], PRICES, max_output_tokens=4096
+    )
     ModelAlias.objects.create(alias="gpt-latest", model=gpt)
-    claude = model_create("claude-test-4.6", anthropic, "claude-sonnet-4-6", [default, pro],
-                          CLAUDE_PRICES, max_output_tokens=8192)
+    claude = model_create(
+        "claude-test-4.6",
+        anthropic,
+        "claude-sonnet-4-6",
+        [default, pro],
+        CLAUDE_PRICES,
+        max_output_tokens=8192,
+    )
     pro_model = model_create("test-gpt-pro", openai, "gpt-5.5-pro", [pro], PRICES)
-    ledger_post(organisation=tenant.organisation, kind=EntryKind.ADJUSTMENT,
-                amount_nano=usd_to_nano(100), idempotency_key="test:credit")
+    ledger_post(
+        organisation=tenant.organisation,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=usd_to_nano(100),
+        idempotency_key="test:credit",
+    )
     created = api_key_create(organisation=tenant.organisation, name="ci", created_by=tenant.owner)
     return World(
-        url=live_url, tenant=tenant, organisation=tenant.organisation, key=created.api_key,
-        secret=created.secret, openai=openai, anthropic=anthropic, gpt=gpt, claude=claude,
-        pro_model=pro_model, fake=fake_upstream.app,
+        url=live_url,
+        tenant=tenant,
+        organisation=tenant.organisation,
+        key=created.api_key,
+        secret=created.secret,
+        openai=openai,
+        anthropic=anthropic,
+        gpt=gpt,
+        claude=claude,
+        pro_model=pro_model,
+        fake=fake_upstream.app,
     )
 
 
@@ -146,10 +170,14 @@ def upstream_replay(world):
     import httpx
 
     routes = {
-        "/v1/messages": (f"{world.anthropic.base_url}/messages",
-                         {"x-api-key": "upstream-key", "anthropic-version": "2023-06-01"}),
-        "/v1/chat/completions": (f"{world.openai.base_url}/chat/completions",
-                                 {"authorization": "Bearer upstream-key"}),
+        "/v1/messages": (
+            f"{world.anthropic.base_url}/messages",
+            {"x-api-key": "upstream-key", "anthropic-version": "2023-06-01"},
+        ),
+        "/v1/chat/completions": (
+            f"{world.openai.base_url}/chat/completions",
+            {"authorization": "Bearer upstream-key"},
+        ),
     }
 
     def replay() -> list[dict]:
@@ -158,8 +186,9 @@ def upstream_replay(world):
         usages = []
         for request in sent:
             url, headers = routes[request["path"]]
-            body = {k: v for k, v in request["body"].items()
-                    if k not in ("stream", "stream_options")}
+            body = {
+                k: v for k, v in request["body"].items() if k not in ("stream", "stream_options")
+            }
             response = httpx.post(url, json=body, headers=headers, timeout=20)
             assert response.status_code == 200, response.text
             usages.append(response.json()["usage"])
@@ -175,11 +204,12 @@ class Chain:
     public_id: str = "chain-model"
 
     def create(self, messages=None, **kwargs):
-        c = openai.OpenAI(base_url=self.world.openai_base, api_key=self.world.secret,
-                          max_retries=0, timeout=20)
+        c = openai.OpenAI(
+            base_url=self.world.openai_base, api_key=self.world.secret, max_retries=0, timeout=20
+        )
         return c.chat.completions.with_raw_response.create(
-            model=self.public_id, messages=messages or [{"role": "user", "content": "hi"}],
-            **kwargs)
+            model=self.public_id, messages=messages or [{"role": "user", "content": "hi"}], **kwargs
+        )
 
 
 @pytest.fixture
@@ -187,13 +217,17 @@ def chain(world) -> Chain:
     """`chain-model`: three deployments in priority order, two OpenAI-protocol
     (upstream names gpt-a, gpt-b) and one Anthropic (claude-c), so scripts can fail each."""
     default = Group.objects.get(slug="default")
-    model = Model.objects.create(public_id="chain-model", display_name="Chain", **PRICES,
-                                 max_output_tokens=4096)
+    model = Model.objects.create(
+        public_id="chain-model", display_name="Chain", **PRICES, max_output_tokens=4096
+    )
     model.groups.set([default])
-    Deployment.objects.create(model=model, provider=world.openai, upstream_model="gpt-a",
-                              priority=0)
-    Deployment.objects.create(model=model, provider=world.openai, upstream_model="gpt-b",
-                              priority=1)
-    Deployment.objects.create(model=model, provider=world.anthropic, upstream_model="claude-c",
-                              priority=2)
+    Deployment.objects.create(
+        model=model, provider=world.openai, upstream_model="gpt-a", priority=0
+    )
+    Deployment.objects.create(
+        model=model, provider=world.openai, upstream_model="gpt-b", priority=1
+    )
+    Deployment.objects.create(
+        model=model, provider=world.anthropic, upstream_model="claude-c", priority=2
+    )
     return Chain(world=world, model=model)

@@ -85,16 +85,21 @@ def test_admin_pages_for_accounts_models_render(staff_client, tenant):
             continue
         assert staff_client.get(url).status_code == 200, name
     assert staff_client.get(reverse("admin:accounts_user_add")).status_code == 200
-    assert staff_client.get(
-        reverse("admin:accounts_user_change", args=[tenant.owner.pk])
-    ).status_code == 200
+    assert (
+        staff_client.get(reverse("admin:accounts_user_change", args=[tenant.owner.pk])).status_code
+        == 200
+    )
 
 
 def test_admin_creates_a_user_by_email(staff_client):
     response = staff_client.post(
         reverse("admin:accounts_user_add"),
-        {"email": "new@tollgate.test", "usable_password": "true",
-         "password1": "long enough passphrase 1", "password2": "long enough passphrase 1"},
+        {
+            "email": "new@tollgate.test",
+            "usable_password": "true",
+            "password1": "long enough passphrase 1",
+            "password2": "long enough passphrase 1",
+        },
     )
     assert response.status_code == 302
     assert User.objects.get(email="new@tollgate.test").check_password("long enough passphrase 1")

@@ -73,8 +73,11 @@ def test_it_allows_demoting_an_owner_when_another_remains(tenant):
 
 def test_invitation_accept_joins_once(tenant, user_factory):
     created = invitation_create(
-        organisation=tenant.organisation, email="Bob@Example.test", role=Role.MEMBER,
-        invited_by=tenant.owner, accept_url_for=lambda token: token,
+        organisation=tenant.organisation,
+        email="Bob@Example.test",
+        role=Role.MEMBER,
+        invited_by=tenant.owner,
+        accept_url_for=lambda token: token,
     )
     bob = user_factory("bob@example.test")
     membership = invitation_accept(token=created.token, user=bob)
@@ -88,12 +91,18 @@ def test_invitation_accept_joins_once(tenant, user_factory):
 
 def test_reinviting_replaces_the_pending_invitation(tenant, user_factory):
     first = invitation_create(
-        organisation=tenant.organisation, email="bob@example.test", role=Role.MEMBER,
-        invited_by=tenant.owner, accept_url_for=str,
+        organisation=tenant.organisation,
+        email="bob@example.test",
+        role=Role.MEMBER,
+        invited_by=tenant.owner,
+        accept_url_for=str,
     )
     invitation_create(
-        organisation=tenant.organisation, email="bob@example.test", role=Role.ADMIN,
-        invited_by=tenant.owner, accept_url_for=str,
+        organisation=tenant.organisation,
+        email="bob@example.test",
+        role=Role.ADMIN,
+        invited_by=tenant.owner,
+        accept_url_for=str,
     )
     with pytest.raises(InvitationError, match="not valid"):
         invitation_accept(token=first.token, user=user_factory("bob@example.test"))

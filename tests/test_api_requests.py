@@ -15,10 +15,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def served(world):
-    raw = openai.OpenAI(base_url=world.openai_base, api_key=world.secret, max_retries=0,
-                        timeout=20).chat.completions.with_raw_response.create(
-        model="test-gpt-5.5", messages=[{"role": "user", "content": "log me"}],
-        extra_headers={"x-tollgate-session-id": "task-7"})
+    raw = openai.OpenAI(
+        base_url=world.openai_base, api_key=world.secret, max_retries=0, timeout=20
+    ).chat.completions.with_raw_response.create(
+        model="test-gpt-5.5",
+        messages=[{"role": "user", "content": "log me"}],
+        extra_headers={"x-tollgate-session-id": "task-7"},
+    )
     world.drain()
     return world, raw.headers["x-tollgate-request-id"], raw.headers["x-tollgate-cost-usd"]
 
@@ -50,8 +53,9 @@ def test_another_organisation_gets_404(served):
     world, request_id, _ = served
     outsider = make_tenant("globex")
     key = api_key_create(organisation=outsider.organisation, name="x").secret
-    response = httpx.get(f"{world.url}/api/v1/requests/{request_id}",
-                         headers={"authorization": f"Bearer {key}"})
+    response = httpx.get(
+        f"{world.url}/api/v1/requests/{request_id}", headers={"authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 404
     client = Client()
     client.login(email=outsider.owner.email, password=PASSWORD)
@@ -62,8 +66,9 @@ def test_another_organisation_gets_404(served):
 def test_no_credentials_is_401(served):
     world, request_id, _ = served
     assert httpx.get(f"{world.url}/api/v1/requests/{request_id}").status_code == 401
-    bad = httpx.get(f"{world.url}/api/v1/requests/{request_id}",
-                    headers={"authorization": "Bearer sk-tg-wrong"})
+    bad = httpx.get(
+        f"{world.url}/api/v1/requests/{request_id}", headers={"authorization": "Bearer sk-tg-wrong"}
+    )
     assert bad.status_code == 401
 
 

@@ -21,21 +21,28 @@ CHAT = [{"role": "user", "content": "bring your own"}]
 
 
 def client(world) -> openai.OpenAI:
-    return openai.OpenAI(base_url=world.openai_base, api_key=world.secret, max_retries=0,
-                         timeout=20)
+    return openai.OpenAI(
+        base_url=world.openai_base, api_key=world.secret, max_retries=0, timeout=20
+    )
 
 
 def own_key(world, mode=ProviderKeyMode.PREFER, secret=OWN_KEY):
-    return provider_key_save(organisation=world.organisation, provider=world.openai,
-                             secret=secret, mode=mode, created_by=world.tenant.owner,
-                             verify=False)
+    return provider_key_save(
+        organisation=world.organisation,
+        provider=world.openai,
+        secret=secret,
+        mode=mode,
+        created_by=world.tenant.owner,
+        verify=False,
+    )
 
 
 def test_a_request_uses_the_customers_key_and_pays_only_the_fee(world, caplog, settings):
     caplog.set_level(logging.DEBUG)
     own_key(world)
     raw = client(world).chat.completions.with_raw_response.create(
-        model="test-gpt-5.5", messages=CHAT)
+        model="test-gpt-5.5", messages=CHAT
+    )
     completion = raw.parse()
     assert world.fake.requests[-1]["headers"]["authorization"] == f"Bearer {OWN_KEY}"
     usage = completion.usage
@@ -60,8 +67,11 @@ def test_a_request_uses_the_customers_key_and_pays_only_the_fee(world, caplog, s
     world.tenant.owner.is_staff = world.tenant.owner.is_superuser = True
     world.tenant.owner.save()
     admin.login(email=world.tenant.owner.email, password=PASSWORD)
-    for url in ("/admin/gateway/providerkey/", f"/admin/gateway/providerkey/"
-                f"{ProviderKey.objects.get().pk}/change/", "/admin/gateway/requestlog/"):
+    for url in (
+        "/admin/gateway/providerkey/",
+        f"/admin/gateway/providerkey/{ProviderKey.objects.get().pk}/change/",
+        "/admin/gateway/requestlog/",
+    ):
         page = admin.get(url)
         assert page.status_code == 200 and OWN_KEY not in page.content.decode()
 
@@ -101,8 +111,9 @@ def test_a_key_spend_limit_refuses_once_reached(world):
     # limit admits the first requests; after the real spend it refuses.
     assert statuses[0] == 200
     world.drain()
-    spent = -sum(LedgerEntry.objects.filter(api_key=world.key).values_list(
-        "amount_nano", flat=True))
+    spent = -sum(
+        LedgerEntry.objects.filter(api_key=world.key).values_list("amount_nano", flat=True)
+    )
     assert 0 < spent <= 2_000_000
     with pytest.raises(openai.APIStatusError) as info:
         c.chat.completions.create(model="test-gpt-5.5", messages=CHAT, max_tokens=4000)

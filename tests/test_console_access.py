@@ -17,8 +17,11 @@ pytestmark = pytest.mark.django_db
 def objects(tenant):
     key = api_key_create(organisation=tenant.organisation, name="ci").api_key
     invitation = invitation_create(
-        organisation=tenant.organisation, email="new@example.test", role="member",
-        invited_by=tenant.owner, accept_url_for=lambda t: f"http://testserver/i/{t}/",
+        organisation=tenant.organisation,
+        email="new@example.test",
+        role="member",
+        invited_by=tenant.owner,
+        accept_url_for=lambda t: f"http://testserver/i/{t}/",
     ).invitation
     member = Membership.objects.get(user=tenant.member, organisation=tenant.organisation)
     return {"key": key, "invitation": invitation, "member": member}
@@ -68,10 +71,13 @@ def test_it_does_not_reach_another_orgs_objects_through_own_org(client, tenant, 
 
 
 def test_it_sends_anonymous_visitors_to_login(client, tenant, objects):
-    urls = [*_urls("acme", objects), ("get", reverse("dashboard:organisation_new")),
-            ("post", reverse("dashboard:organisation_new")),
-            ("get", reverse("dashboard:invitation", args=["some-token"])),
-            ("post", reverse("dashboard:invitation", args=["some-token"]))]
+    urls = [
+        *_urls("acme", objects),
+        ("get", reverse("dashboard:organisation_new")),
+        ("post", reverse("dashboard:organisation_new")),
+        ("get", reverse("dashboard:invitation", args=["some-token"])),
+        ("post", reverse("dashboard:invitation", args=["some-token"])),
+    ]
     for method, url in urls:
         response = getattr(client, method)(url, POST_DATA)
         assert response.status_code == 302, (method, url)

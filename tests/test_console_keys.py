@@ -68,7 +68,7 @@ def test_it_stores_no_plaintext_secret_anywhere(client, tenant, caplog):
     stored = _all_stored_text()
     assert stored, "the scan must see rows"
     assert not [v for v in stored if secret in v]
-    assert not [v for v in stored if secret[len("sk-tg-"):] in v]
+    assert not [v for v in stored if secret[len("sk-tg-") :] in v]
     assert secret not in caplog.text
     assert all(secret not in morsel.value for morsel in response.cookies.values())
     assert all(secret not in str(m) for m in response.context["messages"])
@@ -101,8 +101,12 @@ def test_it_rejects_a_group_the_organisation_may_not_use(client, tenant):
 
 @pytest.mark.parametrize(
     "data",
-    [{"name": ""}, {"expires_on": "2001-01-01"}, {"spend_limit_usd": "0"},
-     {"spend_limit_usd": "-5"}],
+    [
+        {"name": ""},
+        {"expires_on": "2001-01-01"},
+        {"spend_limit_usd": "0"},
+        {"spend_limit_usd": "-5"},
+    ],
 )
 def test_it_rejects_invalid_key_input(client, tenant, data):
     client.force_login(tenant.owner)
@@ -170,11 +174,21 @@ def test_it_sets_daily_and_monthly_limits(client, tenant):
     from accounts.models import ApiKey
 
     client.force_login(tenant.admin)
-    response = client.post(f"/o/{tenant.organisation.slug}/keys/new/", {
-        "name": "capped", "group": tenant.organisation.default_group_id,
-        "spend_limit_usd": "50", "daily_limit_usd": "2.50", "monthly_limit_usd": "20"})
+    response = client.post(
+        f"/o/{tenant.organisation.slug}/keys/new/",
+        {
+            "name": "capped",
+            "group": tenant.organisation.default_group_id,
+            "spend_limit_usd": "50",
+            "daily_limit_usd": "2.50",
+            "monthly_limit_usd": "20",
+        },
+    )
     assert response.status_code == 200
     key = ApiKey.objects.get(name="capped")
-    assert (key.spend_limit_total_nano, key.spend_limit_daily_nano,
-            key.spend_limit_monthly_nano) == (50 * 10**9, 2_500_000_000, 20 * 10**9)
+    assert (
+        key.spend_limit_total_nano,
+        key.spend_limit_daily_nano,
+        key.spend_limit_monthly_nano,
+    ) == (50 * 10**9, 2_500_000_000, 20 * 10**9)
     assert "$2.50 a day" in response.content.decode()

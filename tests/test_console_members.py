@@ -20,8 +20,7 @@ pytestmark = pytest.mark.django_db
 LINK_RE = re.compile(r"http://testserver/invitations/([\w-]+)/")
 
 
-def _invite(client: Client, email: str = "new@example.test", role: str = "admin",
-            capture=None):
+def _invite(client: Client, email: str = "new@example.test", role: str = "admin", capture=None):
     with capture(execute=True):
         return client.post(
             reverse("dashboard:member_invite", args=["acme"]), {"email": email, "role": role}
@@ -113,8 +112,10 @@ def test_a_newcomer_signs_up_from_the_link_and_lands_back_on_it(
     signup_page = newcomer.get(signup_url).content.decode()
     assert f'name="next" value="{path}"' in signup_page
     password = "a fresh signup passphrase 31"
-    newcomer.post(signup_url, {"email": "new@example.test", "password1": password,
-                               "password2": password, "next": path})
+    newcomer.post(
+        signup_url,
+        {"email": "new@example.test", "password1": password, "password2": password, "next": path},
+    )
     confirm = re.search(r"http://testserver(/accounts/confirm-email/\S+/)", mail.outbox[-1].body)
     response = newcomer.post(confirm.group(1))
     assert response["Location"] == path
@@ -177,8 +178,9 @@ def test_it_refuses_expired_and_withdrawn_invitations(
 def test_owner_changes_a_role(client, tenant):
     client.force_login(tenant.owner)
     target = _membership(tenant, tenant.member)
-    response = client.post(reverse("dashboard:member_role", args=["acme", target.pk]),
-                           {"role": "admin"})
+    response = client.post(
+        reverse("dashboard:member_role", args=["acme", target.pk]), {"role": "admin"}
+    )
     assert response.status_code == 302
     target.refresh_from_db()
     assert target.role == Role.ADMIN
@@ -194,11 +196,11 @@ def test_owner_removes_a_member(client, tenant):
 def test_it_never_demotes_or_removes_the_last_owner(client, tenant):
     client.force_login(tenant.owner)
     own = _membership(tenant, tenant.owner)
-    response = client.post(reverse("dashboard:member_role", args=["acme", own.pk]),
-                           {"role": "member"}, follow=True)
+    response = client.post(
+        reverse("dashboard:member_role", args=["acme", own.pk]), {"role": "member"}, follow=True
+    )
     assert b"at least one owner" in response.content
-    response = client.post(reverse("dashboard:member_remove", args=["acme", own.pk]),
-                           follow=True)
+    response = client.post(reverse("dashboard:member_remove", args=["acme", own.pk]), follow=True)
     assert b"last owner" in response.content
     own.refresh_from_db()
     assert own.role == Role.OWNER

@@ -18,10 +18,17 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def logged(tenant):
     return RequestLog.objects.create(
-        request_id=f"req_{uuid4().hex}", organisation=tenant.organisation,
-        session_id="task-1", client_protocol="openai", requested_model="gpt-x",
-        resolved_model="gpt-x", provider="fakeai", status_code=200, outcome="ok",
-        started_at=timezone.now(), cost_nano=123,
+        request_id=f"req_{uuid4().hex}",
+        organisation=tenant.organisation,
+        session_id="task-1",
+        client_protocol="openai",
+        requested_model="gpt-x",
+        resolved_model="gpt-x",
+        provider="fakeai",
+        status_code=200,
+        outcome="ok",
+        started_at=timezone.now(),
+        cost_nano=123,
     )
 
 

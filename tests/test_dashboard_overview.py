@@ -35,13 +35,30 @@ def at(day: date, hour: int = 12) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
 
 
-def log(organisation, *, started_at, api_key=None, model="gpt-x", cost_nano=0,
-        outcome="ok", status_code=200, **extra) -> RequestLog:
+def log(
+    organisation,
+    *,
+    started_at,
+    api_key=None,
+    model="gpt-x",
+    cost_nano=0,
+    outcome="ok",
+    status_code=200,
+    **extra,
+) -> RequestLog:
     return RequestLog(
-        request_id=f"req_{uuid4().hex}", organisation=organisation, api_key=api_key,
-        client_protocol="openai", requested_model=model, resolved_model=model,
-        provider="fakeai", status_code=status_code, outcome=outcome, started_at=started_at,
-        cost_nano=cost_nano, **extra,
+        request_id=f"req_{uuid4().hex}",
+        organisation=organisation,
+        api_key=api_key,
+        client_protocol="openai",
+        requested_model=model,
+        resolved_model=model,
+        provider="fakeai",
+        status_code=status_code,
+        outcome=outcome,
+        started_at=started_at,
+        cost_nano=cost_nano,
+        **extra,
     )
 
 
@@ -56,10 +73,18 @@ def history(tenant, tenant_factory):
     rows = [
         log(org, started_at=at(TODAY, 10), api_key=k1, model="a", cost_nano=1_000),
         log(org, started_at=at(date(2025, 3, 11)), api_key=k1, model="a", cost_nano=2_000),
-        log(org, started_at=at(date(2025, 3, 10)), api_key=k2, model="b", cost_nano=4_000,
-            outcome="error", status_code=502),  # Monday: this week
-        log(org, started_at=at(date(2025, 3, 9)), api_key=k2, model="b", cost_nano=8_000,
-            byok=True),
+        log(
+            org,
+            started_at=at(date(2025, 3, 10)),
+            api_key=k2,
+            model="b",
+            cost_nano=4_000,
+            outcome="error",
+            status_code=502,
+        ),  # Monday: this week
+        log(
+            org, started_at=at(date(2025, 3, 9)), api_key=k2, model="b", cost_nano=8_000, byok=True
+        ),
         log(org, started_at=at(date(2025, 3, 1), 0), api_key=k1, model="a", cost_nano=16_000),
         log(org, started_at=at(date(2025, 2, 28)), api_key=k1, model="a", cost_nano=32_000),
         log(org, started_at=at(date(2025, 2, 10)), api_key=k1, model="a", cost_nano=64_000),
@@ -83,7 +108,9 @@ def test_it_sums_periods_from_roll_ups_and_todays_log(history):
     assert report.byok_requests == 1
     assert [(m, s.cost_nano) for m, s in report.top_models] == [("a", 51_000), ("b", 12_000)]
     assert [(k.name, s.cost_nano) for k, s in report.top_keys] == [
-        ("laptop", 51_000), ("ci", 12_000)]
+        ("laptop", 51_000),
+        ("ci", 12_000),
+    ]
     assert report.top_organisations == []
 
     chart = report.chart_data()
@@ -109,17 +136,21 @@ def test_all_organisations_for_operators(history):
     assert report.spend_today_nano == 257_000
     assert report.total_nano == 63_000 + 384_000
     assert [(o.slug, s.cost_nano) for o, s in report.top_organisations] == [
-        ("globex", 384_000), ("acme", 63_000)]
+        ("globex", 384_000),
+        ("acme", 63_000),
+    ]
     assert report.top_keys[0][0] is None  # globex's rows have no key
     assert report.top_keys[0][1].cost_nano == 384_000
 
 
 def test_it_stacks_the_smaller_models_as_other(tenant):
     org = tenant.organisation
-    RequestLog.objects.bulk_create([
-        log(org, started_at=at(TODAY, 1), model=f"m{n}", cost_nano=100 + n)
-        for n in range(CHART_MODELS + 2)
-    ])
+    RequestLog.objects.bulk_create(
+        [
+            log(org, started_at=at(TODAY, 1), model=f"m{n}", cost_nano=100 + n)
+            for n in range(CHART_MODELS + 2)
+        ]
+    )
     chart = spend_overview_get(organisation_ids=[org.pk], now=NOW).chart_data()
     labels = [s["label"] for s in chart["series"]]
     assert labels[:2] == [f"m{CHART_MODELS + 1}", f"m{CHART_MODELS}"]
@@ -130,14 +161,26 @@ def test_it_stacks_the_smaller_models_as_other(tenant):
 def test_the_page_shows_the_picture_and_the_numbers(client, tenant):
     org = tenant.organisation
     key = api_key_create(organisation=org, name="laptop").api_key
-    ledger_post(organisation=org, kind=EntryKind.ADJUSTMENT, amount_nano=12_345_600_000,
-                idempotency_key="test:credit")
-    RequestLog.objects.bulk_create([
-        log(org, started_at=timezone.now(), api_key=key, model="claude-x",
-            cost_nano=2_500_000),
-        log(org, started_at=timezone.now(), api_key=key, model="claude-x", outcome="error",
-            status_code=500, byok=True),
-    ])
+    ledger_post(
+        organisation=org,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=12_345_600_000,
+        idempotency_key="test:credit",
+    )
+    RequestLog.objects.bulk_create(
+        [
+            log(org, started_at=timezone.now(), api_key=key, model="claude-x", cost_nano=2_500_000),
+            log(
+                org,
+                started_at=timezone.now(),
+                api_key=key,
+                model="claude-x",
+                outcome="error",
+                status_code=500,
+                byok=True,
+            ),
+        ]
+    )
     client.force_login(tenant.member)
 
     response = client.get(reverse("dashboard:overview", args=["acme"]))
@@ -162,12 +205,20 @@ def test_a_new_organisation_sees_an_empty_state(client, tenant):
 
 def _grow(org, keys: list[ApiKey], count: int, offset: int) -> None:
     now = timezone.now()
-    RequestLog.objects.bulk_create([
-        log(org, started_at=now - timedelta(hours=(n * 7) % (40 * 24)),
-            api_key=keys[n % len(keys)], model=f"model-{n % 9}", cost_nano=1000 + n,
-            outcome="error" if n % 13 == 0 else "ok", session_id=f"s{n % 17}")
-        for n in range(offset, offset + count)
-    ])
+    RequestLog.objects.bulk_create(
+        [
+            log(
+                org,
+                started_at=now - timedelta(hours=(n * 7) % (40 * 24)),
+                api_key=keys[n % len(keys)],
+                model=f"model-{n % 9}",
+                cost_nano=1000 + n,
+                outcome="error" if n % 13 == 0 else "ok",
+                session_id=f"s{n % 17}",
+            )
+            for n in range(offset, offset + count)
+        ]
+    )
     rollup_recent_compute(today=utc_today())
     for back in range(2, 41):  # the days before yesterday, as the beat would have
         rollup_day_compute(day=utc_today() - timedelta(days=back))
@@ -209,10 +260,12 @@ def test_the_query_count_stays_flat_as_rows_grow(client, tenant, user_factory):
 
 def test_operators_see_every_organisation(client, tenant, tenant_factory, user_factory):
     other = tenant_factory("globex").organisation
-    RequestLog.objects.bulk_create([
-        log(tenant.organisation, started_at=timezone.now(), cost_nano=7_000_000),
-        log(other, started_at=timezone.now(), cost_nano=3_000_000),
-    ])
+    RequestLog.objects.bulk_create(
+        [
+            log(tenant.organisation, started_at=timezone.now(), cost_nano=7_000_000),
+            log(other, started_at=timezone.now(), cost_nano=3_000_000),
+        ]
+    )
     staff = user_factory("ops@tollgate.test")
     staff.is_staff = True
     staff.save()
@@ -226,14 +279,20 @@ def test_operators_see_every_organisation(client, tenant, tenant_factory, user_f
 
 def test_the_admin_lists_balance_and_spend(client, tenant, user_factory):
     org = tenant.organisation
-    ledger_post(organisation=org, kind=EntryKind.ADJUSTMENT, amount_nano=5_000_000_000,
-                idempotency_key="test:credit")
+    ledger_post(
+        organisation=org,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=5_000_000_000,
+        idempotency_key="test:credit",
+    )
     today = utc_today()
-    RequestLog.objects.bulk_create([
-        log(org, started_at=timezone.now(), cost_nano=1_500_000),
-        log(org, started_at=at(today - timedelta(days=1)), cost_nano=250_000),
-        log(org, started_at=at(today.replace(day=1) - timedelta(days=1)), cost_nano=9_999_999),
-    ])
+    RequestLog.objects.bulk_create(
+        [
+            log(org, started_at=timezone.now(), cost_nano=1_500_000),
+            log(org, started_at=at(today - timedelta(days=1)), cost_nano=250_000),
+            log(org, started_at=at(today.replace(day=1) - timedelta(days=1)), cost_nano=9_999_999),
+        ]
+    )
     rollup_day_compute(day=today - timedelta(days=1))
     rollup_day_compute(day=today.replace(day=1) - timedelta(days=1))
     admin = user_factory("root@tollgate.test")

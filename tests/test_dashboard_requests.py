@@ -23,18 +23,39 @@ from gateway.models import RequestLog
 
 pytestmark = pytest.mark.django_db
 
-ROW_RE = re.compile(r'/requests/(req_[0-9a-f]+)/')
+ROW_RE = re.compile(r"/requests/(req_[0-9a-f]+)/")
 
 
-def log(organisation, *, request_id=None, minutes_ago=0, api_key=None, model="gpt-x",
-        provider="fakeai", status_code=200, outcome="ok", byok=False, session_id="",
-        cost_nano=0, **extra) -> RequestLog:
+def log(
+    organisation,
+    *,
+    request_id=None,
+    minutes_ago=0,
+    api_key=None,
+    model="gpt-x",
+    provider="fakeai",
+    status_code=200,
+    outcome="ok",
+    byok=False,
+    session_id="",
+    cost_nano=0,
+    **extra,
+) -> RequestLog:
     return RequestLog.objects.create(
-        request_id=request_id or f"req_{uuid4().hex}", organisation=organisation,
-        api_key=api_key, client_protocol="openai", requested_model=model,
-        resolved_model=model, provider=provider, status_code=status_code, outcome=outcome,
-        byok=byok, session_id=session_id, cost_nano=cost_nano,
-        started_at=timezone.now() - timedelta(minutes=minutes_ago), **extra,
+        request_id=request_id or f"req_{uuid4().hex}",
+        organisation=organisation,
+        api_key=api_key,
+        client_protocol="openai",
+        requested_model=model,
+        resolved_model=model,
+        provider=provider,
+        status_code=status_code,
+        outcome=outcome,
+        byok=byok,
+        session_id=session_id,
+        cost_nano=cost_nano,
+        started_at=timezone.now() - timedelta(minutes=minutes_ago),
+        **extra,
     )
 
 
@@ -45,17 +66,47 @@ def rows(tenant, tenant_factory):
     ci = api_key_create(organisation=org, name="ci").api_key
     other = tenant_factory("globex").organisation
     return {
-        "ok": log(org, request_id="req_0a", api_key=laptop, session_id="task-1",
-                  cost_nano=1_234_567, input_tokens=10, output_tokens=3, minutes_ago=1),
-        "byok": log(org, request_id="req_0b", api_key=ci, provider="fakeanthropic",
-                    model="claude-x", byok=True, session_id="task-1", minutes_ago=2),
-        "throttled": log(org, request_id="req_0c", api_key=laptop, status_code=429,
-                         outcome="error", minutes_ago=3),
-        "upstream": log(org, request_id="req_0d", api_key=ci, status_code=502,
-                        outcome="error", provider="fakeanthropic", minutes_ago=4),
+        "ok": log(
+            org,
+            request_id="req_0a",
+            api_key=laptop,
+            session_id="task-1",
+            cost_nano=1_234_567,
+            input_tokens=10,
+            output_tokens=3,
+            minutes_ago=1,
+        ),
+        "byok": log(
+            org,
+            request_id="req_0b",
+            api_key=ci,
+            provider="fakeanthropic",
+            model="claude-x",
+            byok=True,
+            session_id="task-1",
+            minutes_ago=2,
+        ),
+        "throttled": log(
+            org,
+            request_id="req_0c",
+            api_key=laptop,
+            status_code=429,
+            outcome="error",
+            minutes_ago=3,
+        ),
+        "upstream": log(
+            org,
+            request_id="req_0d",
+            api_key=ci,
+            status_code=502,
+            outcome="error",
+            provider="fakeanthropic",
+            minutes_ago=4,
+        ),
         "old": log(org, request_id="req_0e", api_key=laptop, minutes_ago=60 * 30),
         "globex": log(other, request_id="req_0f", session_id="task-1"),
-        "laptop": laptop, "ci": ci,
+        "laptop": laptop,
+        "ci": ci,
     }
 
 
@@ -144,10 +195,10 @@ def test_it_exports_the_filtered_rows_as_csv(client, tenant, rows):
 
 
 def test_the_export_defuses_spreadsheet_formulas(client, tenant):
-    log(tenant.organisation, session_id="=HYPERLINK(\"http://evil\")", model="@SUM(A1)")
+    log(tenant.organisation, session_id='=HYPERLINK("http://evil")', model="@SUM(A1)")
     client.force_login(tenant.member)
     row = _export(client)[0]
-    assert row["session_id"] == "'=HYPERLINK(\"http://evil\")"
+    assert row["session_id"] == '\'=HYPERLINK("http://evil")'
     assert row["requested_model"] == "'@SUM(A1)"
 
 
@@ -161,8 +212,9 @@ def test_the_export_streams_through_the_asgi_server(live_url, tenant_factory):
     client.force_login(tenant.member)
     cookies = {"sessionid": client.cookies["sessionid"].value}
 
-    with httpx.stream("GET", f"{live_url}/o/acme/requests/export.csv", cookies=cookies,
-                      timeout=30) as response:
+    with httpx.stream(
+        "GET", f"{live_url}/o/acme/requests/export.csv", cookies=cookies, timeout=30
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/csv; charset=utf-8"
         body = response.read().decode()
@@ -183,4 +235,5 @@ def test_the_detail_links_to_its_session(client, tenant, rows):
     response = client.get(reverse("dashboard:request_detail", args=["acme", "req_0a"]))
     assert response.status_code == 200
     assert reverse("dashboard:session_detail", args=["acme", "task-1"]).encode() in (
-        response.content)
+        response.content
+    )

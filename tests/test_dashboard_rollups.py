@@ -25,43 +25,93 @@ def at(day: date, hour: int = 12, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
-def log(organisation, *, started_at, api_key=None, model="gpt-x", cost_nano=0,
-        status_code=200, outcome="ok", byok=False, **extra) -> RequestLog:
+def log(
+    organisation,
+    *,
+    started_at,
+    api_key=None,
+    model="gpt-x",
+    cost_nano=0,
+    status_code=200,
+    outcome="ok",
+    byok=False,
+    **extra,
+) -> RequestLog:
     return RequestLog.objects.create(
-        request_id=f"req_{uuid4().hex}", organisation=organisation, api_key=api_key,
-        client_protocol="openai", requested_model=model, resolved_model=model,
-        provider="fakeai", status_code=status_code, outcome=outcome, started_at=started_at,
-        cost_nano=cost_nano, byok=byok, **extra,
+        request_id=f"req_{uuid4().hex}",
+        organisation=organisation,
+        api_key=api_key,
+        client_protocol="openai",
+        requested_model=model,
+        resolved_model=model,
+        provider="fakeai",
+        status_code=status_code,
+        outcome=outcome,
+        started_at=started_at,
+        cost_nano=cost_nano,
+        byok=byok,
+        **extra,
     )
 
 
 def rollups(**filters) -> list[tuple]:
-    return sorted(DailyRollup.objects.filter(**filters).values_list(
-        "organisation__slug", "api_key__name", "model", "day", "requests", "errors",
-        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-        "cache_write_1h_tokens", "reasoning_tokens", "cost_nano", "byok_requests",
-        "byok_cost_nano",
-    ), key=repr)
+    return sorted(
+        DailyRollup.objects.filter(**filters).values_list(
+            "organisation__slug",
+            "api_key__name",
+            "model",
+            "day",
+            "requests",
+            "errors",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
+            "reasoning_tokens",
+            "cost_nano",
+            "byok_requests",
+            "byok_cost_nano",
+        ),
+        key=repr,
+    )
 
 
 @pytest.fixture
 def keys(tenant):
     org = tenant.organisation
-    return (api_key_create(organisation=org, name="laptop").api_key,
-            api_key_create(organisation=org, name="ci").api_key)
+    return (
+        api_key_create(organisation=org, name="laptop").api_key,
+        api_key_create(organisation=org, name="ci").api_key,
+    )
 
 
 def test_it_sums_a_day_per_organisation_key_and_model(tenant, tenant_factory, keys):
     org, (laptop, ci) = tenant.organisation, keys
     other = tenant_factory("globex").organisation
-    log(org, started_at=at(DAY, 0, 0), api_key=laptop, cost_nano=100, input_tokens=10,
-        output_tokens=5, cache_read_tokens=7, cache_write_5m_tokens=3, cache_write_1h_tokens=2,
-        reasoning_tokens=1)
-    log(org, started_at=at(DAY, 23, 59), api_key=laptop, cost_nano=50, byok=True,
-        input_tokens=1, output_tokens=1)
+    log(
+        org,
+        started_at=at(DAY, 0, 0),
+        api_key=laptop,
+        cost_nano=100,
+        input_tokens=10,
+        output_tokens=5,
+        cache_read_tokens=7,
+        cache_write_5m_tokens=3,
+        cache_write_1h_tokens=2,
+        reasoning_tokens=1,
+    )
+    log(
+        org,
+        started_at=at(DAY, 23, 59),
+        api_key=laptop,
+        cost_nano=50,
+        byok=True,
+        input_tokens=1,
+        output_tokens=1,
+    )
     log(org, started_at=at(DAY), api_key=laptop, status_code=502, outcome="error")
-    log(org, started_at=at(DAY), api_key=laptop, status_code=499, outcome="cancelled",
-        cost_nano=7)
+    log(org, started_at=at(DAY), api_key=laptop, status_code=499, outcome="cancelled", cost_nano=7)
     log(org, started_at=at(DAY), api_key=ci, model="claude-x", cost_nano=1000)
     log(org, started_at=at(DAY), api_key=None, model="", status_code=404, outcome="error")
     log(other, started_at=at(DAY), cost_nano=5)
@@ -71,12 +121,15 @@ def test_it_sums_a_day_per_organisation_key_and_model(tenant, tenant_factory, ke
 
     assert rollup_day_compute(day=DAY) == 4
 
-    assert rollups() == sorted([
-        ("acme", "laptop", "gpt-x", DAY, 4, 1, 11, 6, 7, 3, 2, 1, 157, 1, 50),
-        ("acme", "ci", "claude-x", DAY, 1, 0, 0, 0, 0, 0, 0, 0, 1000, 0, 0),
-        ("acme", None, "", DAY, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-        ("globex", None, "gpt-x", DAY, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0),
-    ], key=repr)
+    assert rollups() == sorted(
+        [
+            ("acme", "laptop", "gpt-x", DAY, 4, 1, 11, 6, 7, 3, 2, 1, 157, 1, 50),
+            ("acme", "ci", "claude-x", DAY, 1, 0, 0, 0, 0, 0, 0, 0, 1000, 0, 0),
+            ("acme", None, "", DAY, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+            ("globex", None, "gpt-x", DAY, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0),
+        ],
+        key=repr,
+    )
 
 
 def test_it_is_idempotent_and_picks_up_late_rows(tenant, keys):
@@ -89,15 +142,24 @@ def test_it_is_idempotent_and_picks_up_late_rows(tenant, keys):
     assert DailyRollup.objects.count() == 1
 
     # a usage batch flushed after the day was rolled up
-    log(org, started_at=at(DAY, 23, 58), api_key=laptop, cost_nano=25, outcome="error",
-        status_code=500)
+    log(
+        org,
+        started_at=at(DAY, 23, 58),
+        api_key=laptop,
+        cost_nano=25,
+        outcome="error",
+        status_code=500,
+    )
     log(org, started_at=at(DAY, 8), api_key=None, cost_nano=3)
     rollup_day_compute(day=DAY)
 
-    assert rollups() == sorted([
-        ("acme", "laptop", "gpt-x", DAY, 2, 1, 0, 0, 0, 0, 0, 0, 125, 0, 0),
-        ("acme", None, "gpt-x", DAY, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0),
-    ], key=repr)
+    assert rollups() == sorted(
+        [
+            ("acme", "laptop", "gpt-x", DAY, 2, 1, 0, 0, 0, 0, 0, 0, 125, 0, 0),
+            ("acme", None, "gpt-x", DAY, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0),
+        ],
+        key=repr,
+    )
     rollup_day_compute(day=DAY)
     assert DailyRollup.objects.count() == 2
 
@@ -173,11 +235,16 @@ def test_it_catches_up_on_days_no_worker_computed(tenant):
 
 def test_the_embedded_beat_runs_due_entries_and_then_waits(tenant):
     log(tenant.organisation, started_at=datetime.now(UTC), cost_nano=5)
-    beat = EmbeddedBeat({
-        "rollups": {"task": "gateway.rollup_recent", "schedule": timedelta(minutes=10)},
-        "broken": {"task": "gateway.rollup_day", "schedule": timedelta(minutes=10),
-                   "args": ("not a date",)},
-    })
+    beat = EmbeddedBeat(
+        {
+            "rollups": {"task": "gateway.rollup_recent", "schedule": timedelta(minutes=10)},
+            "broken": {
+                "task": "gateway.rollup_day",
+                "schedule": timedelta(minutes=10),
+                "args": ("not a date",),
+            },
+        }
+    )
 
     assert beat.tick() == ["rollups", "broken"]  # a failing task does not stop the rest
     assert DailyRollup.objects.get().cost_nano == 5

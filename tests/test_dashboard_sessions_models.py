@@ -24,22 +24,47 @@ pytestmark = pytest.mark.django_db
 
 
 def log(organisation, *, session_id, seconds_ago=0, **extra) -> RequestLog:
-    fields = {"client_protocol": "openai", "requested_model": "gpt-x",
-              "resolved_model": "gpt-x", "provider": "fakeai", "status_code": 200,
-              "outcome": "ok", **extra}
+    fields = {
+        "client_protocol": "openai",
+        "requested_model": "gpt-x",
+        "resolved_model": "gpt-x",
+        "provider": "fakeai",
+        "status_code": 200,
+        "outcome": "ok",
+        **extra,
+    }
     return RequestLog.objects.create(
-        request_id=f"req_{uuid4().hex}", organisation=organisation, session_id=session_id,
-        started_at=timezone.now() - timedelta(seconds=seconds_ago), **fields,
+        request_id=f"req_{uuid4().hex}",
+        organisation=organisation,
+        session_id=session_id,
+        started_at=timezone.now() - timedelta(seconds=seconds_ago),
+        **fields,
     )
 
 
 @pytest.fixture
 def sessions(tenant, tenant_factory):
     org = tenant.organisation
-    log(org, session_id="task-1", seconds_ago=600, cost_nano=1_000_000, input_tokens=100,
-        cache_read_tokens=50, cache_write_5m_tokens=5, output_tokens=20)
-    log(org, session_id="task-1", seconds_ago=75, cost_nano=2_000_000, input_tokens=10,
-        output_tokens=2, outcome="error", status_code=500)
+    log(
+        org,
+        session_id="task-1",
+        seconds_ago=600,
+        cost_nano=1_000_000,
+        input_tokens=100,
+        cache_read_tokens=50,
+        cache_write_5m_tokens=5,
+        output_tokens=20,
+    )
+    log(
+        org,
+        session_id="task-1",
+        seconds_ago=75,
+        cost_nano=2_000_000,
+        input_tokens=10,
+        output_tokens=2,
+        outcome="error",
+        status_code=500,
+    )
     log(org, session_id="task/2 ü", seconds_ago=30, cost_nano=7)
     log(org, session_id="", cost_nano=99)  # no session
     log(org, session_id="ancient", seconds_ago=10 * 86400)
@@ -114,7 +139,7 @@ def _href(html: str, text: str) -> str:
     (HTML entities undone, dot segments resolved against the page's URL)."""
     anchor = html.index(text)
     start = html.rindex('href="', 0, anchor) + len('href="')
-    href = unescape(html[start:html.index('"', start)])
+    href = unescape(html[start : html.index('"', start)])
     return urljoin("http://testserver/o/acme/sessions/", href)
 
 
@@ -155,9 +180,11 @@ def test_only_the_one_spelling_of_a_session_id_resolves(client, tenant, sessions
 
 def test_a_plain_session_id_keeps_a_readable_url():
     assert reverse("dashboard:session_detail", args=["acme", "task-1_B"]) == (
-        "/o/acme/sessions/task-1_B/")
+        "/o/acme/sessions/task-1_B/"
+    )
     assert reverse("dashboard:session_detail", args=["acme", "a/../b ü"]) == (
-        "/o/acme/sessions/a~2F~2E~2E~2Fb~20~C3~BC/")
+        "/o/acme/sessions/a~2F~2E~2E~2Fb~20~C3~BC/"
+    )
 
 
 def test_durations_read_naturally():
@@ -171,16 +198,22 @@ def catalog(tenant):
     default = Group.objects.get(slug="default")
     pro, _ = Group.objects.get_or_create(slug="pro", defaults={"name": "Pro"})
     sonnet = Model.objects.create(
-        public_id="claude-sonnet-4.6", display_name="Claude Sonnet 4.6",
-        context_window=200_000, max_output_tokens=64_000, price_input=Decimal("3"),
-        price_output=Decimal("15"), price_cache_read=Decimal("0.3"),
-        price_cache_write_5m=Decimal("3.75"), price_cache_write_1h=Decimal("6"),
+        public_id="claude-sonnet-4.6",
+        display_name="Claude Sonnet 4.6",
+        context_window=200_000,
+        max_output_tokens=64_000,
+        price_input=Decimal("3"),
+        price_output=Decimal("15"),
+        price_cache_read=Decimal("0.3"),
+        price_cache_write_5m=Decimal("3.75"),
+        price_cache_write_1h=Decimal("6"),
     )
     sonnet.groups.set([default, pro])
     ModelAlias.objects.create(alias="claude-sonnet-4-6", model=sonnet)
     Model.objects.create(public_id="pro-only", display_name="Pro").groups.set([pro])
     Model.objects.create(public_id="disabled", display_name="Off", enabled=False).groups.set(
-        [default])
+        [default]
+    )
     Model.objects.create(public_id="ungrouped", display_name="Nobody")
     return sonnet
 
@@ -192,8 +225,16 @@ def test_the_models_page_lists_what_the_groups_allow(client, tenant, catalog, se
     html = response.content.decode()
 
     assert [r["model"].public_id for r in response.context["rows"]] == ["claude-sonnet-4.6"]
-    for text in ("200,000", "64,000", "$3.00", "$15.00", "$0.30", "$3.75", "$6.00",
-                 "claude-sonnet-4-6"):
+    for text in (
+        "200,000",
+        "64,000",
+        "$3.00",
+        "$15.00",
+        "$0.30",
+        "$3.75",
+        "$6.00",
+        "claude-sonnet-4-6",
+    ):
         assert text in html, text
     assert '<code id="base-openai">https://gw.example.com/v1</code>' in html
     assert '<code id="base-anthropic">https://gw.example.com</code>' in html

@@ -16,15 +16,21 @@ NODE_DIR = Path(__file__).parent / "node"
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
-    pytest.mark.skipif(not (NODE_DIR / "node_modules" / "openai").exists(),
-                       reason="run `npm ci` in tests/node (make test does)"),
+    pytest.mark.skipif(
+        not (NODE_DIR / "node_modules" / "openai").exists(),
+        reason="run `npm ci` in tests/node (make test does)",
+    ),
 ]
 
 
 def test_the_node_sdks_work_through_the_gateway(world):
     result = subprocess.run(
         ["node", "clients.mjs", world.url, world.secret, "test-gpt-5.5", "claude-test-4.6"],
-        cwd=NODE_DIR, capture_output=True, text=True, timeout=120)
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["openai_text"] == "Echo: hello from node"

@@ -14,11 +14,25 @@ from testkit import make_tenant
 def log(org, request_id: str, **extra) -> RequestLog:
     fields = {"started_at": timezone.now(), "cost_nano": 1000, **extra}
     return RequestLog.objects.create(
-        request_id=request_id, organisation=org, client_protocol="openai",
-        requested_model="m", resolved_model="m", provider="p", status_code=200,
+        request_id=request_id,
+        organisation=org,
+        client_protocol="openai",
+        requested_model="m",
+        resolved_model="m",
+        provider="p",
+        status_code=200,
         outcome="ok",
-        attempts=[{"provider": "p", "upstream_model": "m", "status": 200, "latency_ms": 3,
-                   "started_at": timezone.now().timestamp()}], **fields)
+        attempts=[
+            {
+                "provider": "p",
+                "upstream_model": "m",
+                "status": 200,
+                "latency_ms": 3,
+                "started_at": timezone.now().timestamp(),
+            }
+        ],
+        **fields,
+    )
 
 
 @pytest.fixture
@@ -67,17 +81,23 @@ def test_staff_see_every_organisations_sessions(client, two_orgs_sessions, admin
     client.force_login(admin_user)
     response = client.get(reverse("dashboard:operator_sessions"))
 
-    listed = {(s["organisation"].slug, s["session_id"]): s["cost_nano"]
-              for s in response.context["sessions"]}
-    assert listed == {("acme", "task-1"): 3000, ("acme", "a/../b"): 1000,
-                      ("globex", "task-1"): 5000}
+    listed = {
+        (s["organisation"].slug, s["session_id"]): s["cost_nano"]
+        for s in response.context["sessions"]
+    }
+    assert listed == {
+        ("acme", "task-1"): 3000,
+        ("acme", "a/../b"): 1000,
+        ("globex", "task-1"): 5000,
+    }
     page = response.content.decode()
     for org, session_id in listed:
         assert reverse("dashboard:operator_session_detail", args=[org, session_id]) in page
     assert "Globex" in page and "Acme" in page
     only = client.get(reverse("dashboard:operator_sessions"), {"org": "globex"})
     assert [(s["organisation"].slug, s["session_id"]) for s in only.context["sessions"]] == [
-        ("globex", "task-1")]
+        ("globex", "task-1")
+    ]
     nobody = client.get(reverse("dashboard:operator_sessions"), {"org": "no-such-org"})
     assert nobody.context["sessions"] == []
 
@@ -96,9 +116,12 @@ def test_staff_open_any_organisations_session(client, two_orgs_sessions, admin_u
     assert client.get(awkward).context["session"]["session_id"] == "a/../b"
     missing = reverse("dashboard:operator_session_detail", args=["globex", "a/../b"])
     assert client.get(missing).status_code == 404
-    assert client.get(
-        reverse("dashboard:operator_session_detail", args=["nope", "task-1"])
-    ).status_code == 404
+    assert (
+        client.get(
+            reverse("dashboard:operator_session_detail", args=["nope", "task-1"])
+        ).status_code
+        == 404
+    )
 
 
 def test_the_operators_request_log_links_to_the_session(client, two_orgs_sessions, admin_user):
@@ -107,8 +130,7 @@ def test_the_operators_request_log_links_to_the_session(client, two_orgs_session
     assert reverse("dashboard:operator_session_detail", args=["acme", "a/../b"]) in page
 
 
-def test_the_operators_request_detail_links_to_its_session(client, two_orgs_sessions,
-                                                             admin_user):
+def test_the_operators_request_detail_links_to_its_session(client, two_orgs_sessions, admin_user):
     client.force_login(admin_user)
     url = reverse("dashboard:operator_request_detail", args=["req_globex_s1"])
     page = client.get(url).content.decode()
@@ -125,8 +147,12 @@ def test_sessions_across_organisations_page_without_gaps_or_repeats(
     expected = set()
     for tenant in two_orgs:
         for n, session_id in enumerate(["s|1", "s2", "s3"]):
-            log(tenant.organisation, f"req_{tenant.organisation.slug}_{n}",
-                session_id=session_id, started_at=at)
+            log(
+                tenant.organisation,
+                f"req_{tenant.organisation.slug}_{n}",
+                session_id=session_id,
+                started_at=at,
+            )
             expected.add((tenant.organisation.slug, session_id))
     client.force_login(admin_user)
     seen, params = [], {}
@@ -139,10 +165,13 @@ def test_sessions_across_organisations_page_without_gaps_or_repeats(
     assert len(seen) == len(expected) == 6 and set(seen) == expected
 
 
-@pytest.mark.parametrize("name, args", [
-    ("dashboard:operator_sessions", []),
-    ("dashboard:operator_session_detail", ["acme", "task-1"]),
-])
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("dashboard:operator_sessions", []),
+        ("dashboard:operator_session_detail", ["acme", "task-1"]),
+    ],
+)
 def test_members_get_404_on_operator_sessions_and_anonymous_visitors_log_in(
     client, two_orgs_sessions, name, args
 ):

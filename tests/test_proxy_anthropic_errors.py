@@ -23,9 +23,7 @@ BOTH = pytest.mark.parametrize("model", [CLAUDE, GPT])
 
 def client(world, **kwargs) -> anthropic.Anthropic:
     kwargs.setdefault("timeout", 20)
-    return anthropic.Anthropic(base_url=world.url, api_key=world.secret, max_retries=0,
-                               **kwargs)
-
+    return anthropic.Anthropic(base_url=world.url, api_key=world.secret, max_retries=0, **kwargs)
 
 
 def _error(info) -> dict:
@@ -36,42 +34,54 @@ def _error(info) -> dict:
 
 
 def test_a_bad_key_is_an_authentication_error(world):
-    bad = anthropic.Anthropic(base_url=world.url, api_key="sk-tg-nope", max_retries=0,
-                              timeout=20)
+    bad = anthropic.Anthropic(base_url=world.url, api_key="sk-tg-nope", max_retries=0, timeout=20)
     with pytest.raises(anthropic.AuthenticationError) as info:
-        bad.messages.create(model=CLAUDE, max_tokens=10,
-                            messages=[{"role": "user", "content": "x"}])
+        bad.messages.create(
+            model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert _error(info)["type"] == "authentication_error"
     assert world.fake.requests == []
 
 
 def test_an_unknown_model_is_not_found_with_suggestions(world):
     with pytest.raises(anthropic.NotFoundError) as info:
-        client(world).messages.create(model="claude-test-4.5", max_tokens=10,
-                                      messages=[{"role": "user", "content": "x"}])
+        client(world).messages.create(
+            model="claude-test-4.5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     error = _error(info)
     assert error["type"] == "not_found_error"
     assert CLAUDE in error["message"]
     with pytest.raises(anthropic.NotFoundError):
-        client(world).messages.count_tokens(model="claude-test-4.5",
-                                            messages=[{"role": "user", "content": "x"}])
+        client(world).messages.count_tokens(
+            model="claude-test-4.5", messages=[{"role": "user", "content": "x"}]
+        )
 
 
 def test_a_model_outside_the_keys_group_is_permission_denied(world):
     with pytest.raises(anthropic.PermissionDeniedError) as info:
-        client(world).messages.create(model="test-gpt-pro", max_tokens=10,
-                                      messages=[{"role": "user", "content": "x"}])
+        client(world).messages.create(
+            model="test-gpt-pro", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     error = _error(info)
     assert error["type"] == "permission_error"
     assert "'default'" in error["message"]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"max_tokens": 5, "messages": []}',
-                                  b'{"model": "claude-test-4.6", "max_tokens": 5}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"max_tokens": 5, "messages": []}',
+        b'{"model": "claude-test-4.6", "max_tokens": 5}',
+    ],
+)
 def test_a_malformed_body_is_an_invalid_request_error(world, body):
-    response = httpx.post(f"{world.url}/v1/messages", content=body, timeout=20,
-                          headers={"x-api-key": world.secret,
-                                   "anthropic-version": "2023-06-01"})
+    response = httpx.post(
+        f"{world.url}/v1/messages",
+        content=body,
+        timeout=20,
+        headers={"x-api-key": world.secret, "anthropic-version": "2023-06-01"},
+    )
     assert response.status_code == 400
     data = response.json()
     assert data["type"] == "error"
@@ -80,8 +90,9 @@ def test_a_malformed_body_is_an_invalid_request_error(world, body):
 
 def test_a_bad_request_raises_bad_request_error(world):
     with pytest.raises(anthropic.BadRequestError) as info:
-        client(world).messages.create(model=CLAUDE, max_tokens=10, messages=[],
-                                      extra_body={"messages": "not a list"})
+        client(world).messages.create(
+            model=CLAUDE, max_tokens=10, messages=[], extra_body={"messages": "not a list"}
+        )
     assert _error(info)["type"] == "invalid_request_error"
 
 
@@ -89,9 +100,12 @@ def test_what_anthropic_refuses_comes_back_with_its_reason(world):
     """A native request is passed through as sent: Anthropic's own 400 (here, both
     temperature and top_p for a 4.6 model) reaches the client with its message."""
     with pytest.raises(anthropic.BadRequestError) as info:
-        client(world).messages.create(model=CLAUDE, max_tokens=10,
-                                      extra_body={"temperature": 0.5, "top_p": 0.9},
-                                      messages=[{"role": "user", "content": "x"}])
+        client(world).messages.create(
+            model=CLAUDE,
+            max_tokens=10,
+            extra_body={"temperature": 0.5, "top_p": 0.9},
+            messages=[{"role": "user", "content": "x"}],
+        )
     error = _error(info)
     assert error["type"] == "invalid_request_error"
     assert "fakeanthropic" in error["message"] and "top_p" in error["message"]
@@ -99,8 +113,12 @@ def test_what_anthropic_refuses_comes_back_with_its_reason(world):
 
 def test_what_an_openai_upstream_cannot_do_is_a_clear_400(world):
     with pytest.raises(anthropic.BadRequestError) as info:
-        client(world).messages.create(model=GPT, max_tokens=10, extra_body={"top_k": 5},
-                                      messages=[{"role": "user", "content": "x"}])
+        client(world).messages.create(
+            model=GPT,
+            max_tokens=10,
+            extra_body={"top_k": 5},
+            messages=[{"role": "user", "content": "x"}],
+        )
     assert "top_k" in _error(info)["message"]
     assert world.fake.requests == []
 
@@ -110,8 +128,9 @@ def test_an_upstream_429_is_a_rate_limit_error(world, model):
     upstream = "claude-sonnet-4-6" if model == CLAUDE else "gpt-5.5"
     world.fake.script(upstream, [{"status": 429, "headers": {"retry-after": "7"}}])
     with pytest.raises(anthropic.RateLimitError) as info:
-        client(world).messages.create(model=model, max_tokens=10,
-                                      messages=[{"role": "user", "content": "x"}])
+        client(world).messages.create(
+            model=model, max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert _error(info)["type"] == "rate_limit_error"
     world.drain()
     row = RequestLog.objects.get()
@@ -121,16 +140,18 @@ def test_an_upstream_429_is_a_rate_limit_error(world, model):
 def test_an_overloaded_anthropic_upstream_is_an_overloaded_error(world):
     world.fake.script("claude-sonnet-4-6", [{"status": 529}])
     with pytest.raises(anthropic.OverloadedError) as info:
-        client(world).messages.create(model=CLAUDE, max_tokens=10,
-                                      messages=[{"role": "user", "content": "x"}])
+        client(world).messages.create(
+            model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert _error(info)["type"] == "overloaded_error"
 
 
 def test_an_overloaded_upstream_is_a_retryable_overloaded_error(world):
     world.fake.script("claude-sonnet-4-6", [{"status": 529}])
     with pytest.raises(anthropic.InternalServerError) as info:
-        client(world).messages.create(model=CLAUDE, max_tokens=10,
-                                      messages=[{"role": "user", "content": "x"}])
+        client(world).messages.create(
+            model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert _error(info)["type"] == "overloaded_error"
     assert "fakeanthropic" in _error(info)["message"]
 
@@ -143,7 +164,8 @@ def test_an_error_mid_stream_arrives_as_an_error_event(world, model):
     world.fake.script(upstream, [{"stream_error_after_chunks": 3}])
     with pytest.raises(anthropic.APIStatusError) as info:
         with client(world).messages.stream(
-            model=model, max_tokens=100,
+            model=model,
+            max_tokens=100,
             messages=[{"role": "user", "content": "a b c d e f"}],
         ) as stream:
             list(stream)
@@ -156,14 +178,18 @@ def test_an_error_mid_stream_arrives_as_an_error_event(world, model):
 
 def test_insufficient_credit_is_a_billing_error(world):
     poor = make_tenant("poor")
-    ledger_post(organisation=poor.organisation, kind=EntryKind.ADJUSTMENT,
-                amount_nano=1000, idempotency_key="test:poor")
+    ledger_post(
+        organisation=poor.organisation,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=1000,
+        idempotency_key="test:poor",
+    )
     created = api_key_create(organisation=poor.organisation, name="ci", created_by=poor.owner)
-    c = anthropic.Anthropic(base_url=world.url, api_key=created.secret, max_retries=0,
-                            timeout=20)
+    c = anthropic.Anthropic(base_url=world.url, api_key=created.secret, max_retries=0, timeout=20)
     with pytest.raises(anthropic.PaymentRequiredError) as info:
-        c.messages.create(model=CLAUDE, max_tokens=1024,
-                          messages=[{"role": "user", "content": "x"}])
+        c.messages.create(
+            model=CLAUDE, max_tokens=1024, messages=[{"role": "user", "content": "x"}]
+        )
     error = _error(info)
     assert error["type"] == "billing_error"
     assert "Insufficient credit" in error["message"]

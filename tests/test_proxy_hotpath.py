@@ -25,8 +25,9 @@ CHAT = [{"role": "user", "content": "hello"}]
 
 
 def client(world) -> openai.OpenAI:
-    return openai.OpenAI(base_url=world.openai_base, api_key=world.secret, max_retries=0,
-                         timeout=20)
+    return openai.OpenAI(
+        base_url=world.openai_base, api_key=world.secret, max_retries=0, timeout=20
+    )
 
 
 class QueryCounter:
@@ -86,10 +87,16 @@ def test_a_client_that_disconnects_mid_stream_cancels_the_upstream(world):
     world.fake.script("gpt-5.5", [{"chunk_delay_ms": 50}])
     words = " ".join(f"w{i}" for i in range(200))
     queued = runtime.events_queued
-    with httpx.stream("POST", f"{world.url}/v1/chat/completions", headers={
-        "authorization": f"Bearer {world.secret}"}, json={
-            "model": "test-gpt-5.5", "stream": True,
-            "messages": [{"role": "user", "content": words}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{world.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {world.secret}"},
+        json={
+            "model": "test-gpt-5.5",
+            "stream": True,
+            "messages": [{"role": "user", "content": words}],
+        },
+    ) as response:
         lines = response.iter_lines()
         received = 0
         for line in lines:
@@ -111,9 +118,12 @@ def test_a_silent_upstream_gets_keepalive_comments(world, settings):
     settings.TOLLGATE_STREAM_HEADER_GRACE_MS = 0
     settings.TOLLGATE_KEEPALIVE_SECONDS = 0.02
     world.fake.script("gpt-5.5", [{"delay_ms": 300}])
-    with httpx.stream("POST", f"{world.url}/v1/chat/completions", headers={
-        "authorization": f"Bearer {world.secret}"}, json={
-            "model": "test-gpt-5.5", "stream": True, "messages": CHAT}) as response:
+    with httpx.stream(
+        "POST",
+        f"{world.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {world.secret}"},
+        json={"model": "test-gpt-5.5", "stream": True, "messages": CHAT},
+    ) as response:
         assert response.status_code == 200
         lines = list(response.iter_lines())
     comments = [line for line in lines if line.startswith(":")]
@@ -126,12 +136,15 @@ def test_an_upstream_pausing_mid_stream_gets_keepalive_comments_between_events(w
     settings.TOLLGATE_STREAM_HEADER_GRACE_MS = 0
     settings.TOLLGATE_KEEPALIVE_SECONDS = 0.02
     world.fake.script("gpt-5.5", [{"chunk_delay_ms": 150}])
-    with httpx.stream("POST", f"{world.url}/v1/chat/completions", headers={
-        "authorization": f"Bearer {world.secret}"}, json={
-            "model": "test-gpt-5.5", "stream": True, "messages": CHAT}) as response:
+    with httpx.stream(
+        "POST",
+        f"{world.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {world.secret}"},
+        json={"model": "test-gpt-5.5", "stream": True, "messages": CHAT},
+    ) as response:
         lines = [line for line in response.iter_lines() if line]
     data = [i for i, line in enumerate(lines) if line.startswith("data: {")]
-    between = lines[data[0]:data[-1]]
+    between = lines[data[0] : data[-1]]
     assert any(line.startswith(":") for line in between)
     assert lines[-1] == "data: [DONE]"
 
@@ -141,8 +154,12 @@ def test_no_credit_is_402_telling_how_to_top_up(world):
     from billing.models import CreditBalance
 
     CreditBalance.objects.all().delete()
-    ledger_post(organisation=world.organisation, kind=EntryKind.ADJUSTMENT,
-                amount_nano=1000, idempotency_key="tiny")
+    ledger_post(
+        organisation=world.organisation,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=1000,
+        idempotency_key="tiny",
+    )
     with pytest.raises(openai.APIStatusError) as info:
         client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
     assert info.value.status_code == 402
@@ -158,8 +175,12 @@ def test_a_top_up_is_usable_at_once(world):
     c = client(world)
     with pytest.raises(openai.APIStatusError):
         c.chat.completions.create(model="test-gpt-5.5", messages=CHAT)
-    ledger_post(organisation=world.organisation, kind=EntryKind.ADJUSTMENT,
-                amount_nano=usd_to_nano(5), idempotency_key="topup")
+    ledger_post(
+        organisation=world.organisation,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=usd_to_nano(5),
+        idempotency_key="topup",
+    )
     assert c.chat.completions.create(model="test-gpt-5.5", messages=CHAT).choices
 
 
@@ -171,18 +192,27 @@ def test_concurrent_requests_never_overspend(world):
 
     CreditBalance.objects.all().delete()
     # Worst case of one request: max_tokens 100 -> 100 * $10/M = $0.001 plus input.
-    ledger_post(organisation=world.organisation, kind=EntryKind.ADJUSTMENT,
-                amount_nano=usd_to_nano("0.005"), idempotency_key="small")
+    ledger_post(
+        organisation=world.organisation,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=usd_to_nano("0.005"),
+        idempotency_key="small",
+    )
 
     async def one(http: httpx.AsyncClient) -> int:
-        response = await http.post("/v1/chat/completions", json={
-            "model": "test-gpt-5.5", "max_tokens": 100, "messages": CHAT})
+        response = await http.post(
+            "/v1/chat/completions",
+            json={"model": "test-gpt-5.5", "max_tokens": 100, "messages": CHAT},
+        )
         return response.status_code
 
     async def main() -> list[int]:
-        async with httpx.AsyncClient(base_url=world.url, timeout=30, headers={
-                "authorization": f"Bearer {world.secret}"},
-                limits=httpx.Limits(max_connections=100)) as http:
+        async with httpx.AsyncClient(
+            base_url=world.url,
+            timeout=30,
+            headers={"authorization": f"Bearer {world.secret}"},
+            limits=httpx.Limits(max_connections=100),
+        ) as http:
             return await asyncio.gather(*(one(http) for _ in range(100)))
 
     statuses = asyncio.run(main())
@@ -205,10 +235,17 @@ def test_usage_replay_is_idempotent(world):
     client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
     world.drain()
     row = RequestLog.objects.get()
-    event = {"request_id": row.request_id, "organisation_id": row.organisation_id,
-             "api_key_id": row.api_key_id, "started_at": row.started_at.timestamp(),
-             "client_protocol": "openai", "requested_model": "x", "status_code": 200,
-             "outcome": "ok", "cost_nano": row.cost_nano}
+    event = {
+        "request_id": row.request_id,
+        "organisation_id": row.organisation_id,
+        "api_key_id": row.api_key_id,
+        "started_at": row.started_at.timestamp(),
+        "client_protocol": "openai",
+        "requested_model": "x",
+        "status_code": 200,
+        "outcome": "ok",
+        "cost_nano": row.cost_nano,
+    }
     before = balance_get(organisation=world.organisation)
     assert usage_batch_write([event, event]) == {row.organisation_id: [row.request_id] * 2}
     assert balance_get(organisation=world.organisation) == before
@@ -235,9 +272,12 @@ def test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream(world, 
     world.fake.script("gpt-5.5", [{"hang": True}])
     queued = runtime.events_queued
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{world.url}/v1/chat/completions", timeout=0.5, headers={
-            "authorization": f"Bearer {world.secret}"}, json={
-                "model": "test-gpt-5.5", "stream": True, "messages": CHAT})
+        httpx.post(
+            f"{world.url}/v1/chat/completions",
+            timeout=0.5,
+            headers={"authorization": f"Bearer {world.secret}"},
+            json={"model": "test-gpt-5.5", "stream": True, "messages": CHAT},
+        )
     assert runtime.wait_for_events(queued + 1)
     world.drain()
     row = RequestLog.objects.get()
@@ -260,7 +300,8 @@ def test_settlement_survives_redis_losing_its_scripts(world, settings):
     assert RequestLog.objects.count() == 2
     assert LedgerEntry.objects.filter(kind=EntryKind.USAGE).count() == 2
     held = redis.Redis.from_url(settings.REDIS_URL).get(
-        f"tg:credit:{{{world.organisation.pk}}}:held")
+        f"tg:credit:{{{world.organisation.pk}}}:held"
+    )
     assert int(held) == 0  # both holds settled
 
 
@@ -276,7 +317,8 @@ def test_pending_credit_is_released_once_per_request(world, settings):
     r = redis.Redis.from_url(settings.REDIS_URL)
     _, _, pending, pendreq = credit_keys(world.organisation.pk)
     raw = client(world).chat.completions.with_raw_response.create(
-        model="test-gpt-5.5", messages=CHAT)
+        model="test-gpt-5.5", messages=CHAT
+    )
     request_id = raw.headers["x-tollgate-request-id"]
     world.drain()
     assert int(r.get(pending) or 0) == 0 and not r.hexists(pendreq, request_id)
@@ -289,12 +331,14 @@ def test_pending_credit_is_released_once_per_request(world, settings):
 def test_usage_is_written_directly_when_the_queue_is_unreachable(world, monkeypatch):
     """A served request is never left unbilled: if the usage queue fails, its event is
     written straight to the database."""
+
     async def queue_down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
     monkeypatch.setattr(runtime, "settle_and_record", queue_down)
     raw = client(world).chat.completions.with_raw_response.create(
-        model="test-gpt-5.5", messages=CHAT)
+        model="test-gpt-5.5", messages=CHAT
+    )
     assert raw.parse().choices
     row = RequestLog.objects.get(request_id=raw.headers["x-tollgate-request-id"])
     assert row.cost_nano > 0
@@ -308,10 +352,19 @@ def test_a_key_or_deployment_deleted_before_the_write_does_not_block_the_batch(w
 
     from gateway.usage import usage_batch_write
 
-    event = {"request_id": "req_orphan", "organisation_id": world.organisation.pk,
-             "api_key_id": 987654, "deployment_id": 987654, "started_at": _time.time(),
-             "client_protocol": "openai", "requested_model": "m", "status_code": 200,
-             "outcome": "ok", "cost_nano": 500, "provider": "gone"}
+    event = {
+        "request_id": "req_orphan",
+        "organisation_id": world.organisation.pk,
+        "api_key_id": 987654,
+        "deployment_id": 987654,
+        "started_at": _time.time(),
+        "client_protocol": "openai",
+        "requested_model": "m",
+        "status_code": 200,
+        "outcome": "ok",
+        "cost_nano": 500,
+        "provider": "gone",
+    }
     usage_batch_write([event])
     row = RequestLog.objects.get(request_id="req_orphan")
     assert row.api_key_id is None and row.deployment_id is None

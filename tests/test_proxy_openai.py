@@ -19,8 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def client(world, **kwargs) -> openai.OpenAI:
     kwargs.setdefault("timeout", 20)
-    return openai.OpenAI(base_url=world.openai_base, api_key=world.secret, max_retries=0,
-                         **kwargs)
+    return openai.OpenAI(base_url=world.openai_base, api_key=world.secret, max_retries=0, **kwargs)
 
 
 def expected_cost_nano(input_tokens: int, output_tokens: int) -> int:
@@ -31,7 +30,8 @@ def expected_cost_nano(input_tokens: int, output_tokens: int) -> int:
 
 def test_it_answers_a_chat_completion_with_cost(world):
     raw = client(world).chat.completions.with_raw_response.create(
-        model="test-gpt-5.5", messages=[{"role": "user", "content": "hello gateway world"}],
+        model="test-gpt-5.5",
+        messages=[{"role": "user", "content": "hello gateway world"}],
     )
     completion = raw.parse()
     assert completion.choices[0].message.content == "Echo: hello gateway world"
@@ -71,7 +71,9 @@ def test_the_upstream_gets_its_own_model_name_and_key_never_the_clients(world):
 
 def test_it_streams_with_usage_and_cost_in_the_last_chunk(world):
     stream = client(world).chat.completions.create(
-        model="test-gpt-5.5", stream=True, stream_options={"include_usage": True},
+        model="test-gpt-5.5",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "one two three four"}],
     )
     chunks = list(stream)
@@ -89,7 +91,9 @@ def test_it_streams_with_usage_and_cost_in_the_last_chunk(world):
 
 def test_it_hides_the_usage_chunk_from_clients_that_did_not_ask(world):
     stream = client(world).chat.completions.create(
-        model="test-gpt-5.5", stream=True, messages=[{"role": "user", "content": "hi"}],
+        model="test-gpt-5.5",
+        stream=True,
+        messages=[{"role": "user", "content": "hi"}],
     )
     chunks = list(stream)
     assert all(c.choices for c in chunks)
@@ -101,10 +105,20 @@ def test_it_hides_the_usage_chunk_from_clients_that_did_not_ask(world):
 
 
 def test_tool_calls_work_across_two_turns(world):
-    tools = [{"type": "function", "function": {
-        "name": "read_file", "description": "Read a file",
-        "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
-                       "required": ["path"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "read_file",
+                "description": "Read a file",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"path": {"type": "string"}},
+                    "required": ["path"],
+                },
+            },
+        }
+    ]
     messages = [{"role": "user", "content": "read the readme"}]
     c = client(world)
     first = c.chat.completions.create(model="test-gpt-5.5", messages=messages, tools=tools)
@@ -112,17 +126,25 @@ def test_tool_calls_work_across_two_turns(world):
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "read_file"
     assert "path" in json.loads(call.function.arguments)
-    messages += [first.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": "# Tollgate"}]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "# Tollgate"},
+    ]
     second = c.chat.completions.create(model="test-gpt-5.5", messages=messages, tools=tools)
     assert second.choices[0].message.content == "Tool result: # Tollgate"
 
 
 def test_streamed_tool_calls_carry_the_id_in_their_first_delta(world):
-    tools = [{"type": "function", "function": {
-        "name": "list_files", "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "list_files", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     stream = client(world).chat.completions.create(
-        model="test-gpt-5.5", stream=True, tools=tools,
+        model="test-gpt-5.5",
+        stream=True,
+        tools=tools,
         messages=[{"role": "user", "content": "list"}],
     )
     deltas = [tc for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
@@ -131,10 +153,12 @@ def test_streamed_tool_calls_carry_the_id_in_their_first_delta(world):
 
 def test_the_async_client_works(world):
     async def main() -> str:
-        async with openai.AsyncOpenAI(base_url=world.openai_base, api_key=world.secret,
-                                      max_retries=0, timeout=20) as c:
+        async with openai.AsyncOpenAI(
+            base_url=world.openai_base, api_key=world.secret, max_retries=0, timeout=20
+        ) as c:
             completion = await c.chat.completions.create(
-                model="test-gpt-5.5", messages=[{"role": "user", "content": "async"}])
+                model="test-gpt-5.5", messages=[{"role": "user", "content": "async"}]
+            )
         return completion.choices[0].message.content
 
     assert asyncio.run(main()) == "Echo: async"
@@ -144,25 +168,55 @@ def test_roo_code_quirks_are_tolerated(world):
     """What Roo Code's OpenAI-compatible provider sends: developer role, cache_control on
     parts, max_completion_tokens -1, reasoning_details, custom headers, x-api-key."""
     body = {
-        "model": "test-gpt-5.5", "temperature": 0, "stream": True,
-        "stream_options": {"include_usage": True}, "max_completion_tokens": -1,
-        "parallel_tool_calls": True, "tool_choice": "auto",
-        "tools": [{"type": "function", "function": {"name": "attempt_completion", "strict": True,
-                   "parameters": {"type": "object", "properties": {"result": {"type": "string"}},
-                                  "required": ["result"], "additionalProperties": False}}}],
+        "model": "test-gpt-5.5",
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_completion_tokens": -1,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "attempt_completion",
+                    "strict": True,
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"result": {"type": "string"}},
+                        "required": ["result"],
+                        "additionalProperties": False,
+                    },
+                },
+            }
+        ],
         "messages": [
-            {"role": "developer", "content": [{"type": "text", "text": "You are Roo",
-                                               "cache_control": {"type": "ephemeral"}}]},
-            {"role": "user", "content": [{"type": "text", "text": "hi",
-                                          "cache_control": {"type": "ephemeral"}}]},
+            {
+                "role": "developer",
+                "content": [
+                    {"type": "text", "text": "You are Roo", "cache_control": {"type": "ephemeral"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+            },
             {"role": "assistant", "content": "hello", "reasoning_details": []},
             {"role": "user", "content": "do it"},
         ],
     }
-    headers = {"x-api-key": world.secret, "X-Title": "Roo Code", "HTTP-Referer": "x",
-               "X-Tollgate-Session-Id": "task-42"}
-    with httpx.stream("POST", f"{world.url}/v1//chat/completions".replace("//chat", "/chat"),
-                      json=body, headers=headers) as response:
+    headers = {
+        "x-api-key": world.secret,
+        "X-Title": "Roo Code",
+        "HTTP-Referer": "x",
+        "X-Tollgate-Session-Id": "task-42",
+    }
+    with httpx.stream(
+        "POST",
+        f"{world.url}/v1//chat/completions".replace("//chat", "/chat"),
+        json=body,
+        headers=headers,
+    ) as response:
         assert response.status_code == 200
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
@@ -182,8 +236,9 @@ def test_models_lists_what_the_keys_group_may_use(world):
     gpt = next(m for m in models if m.id == "test-gpt-5.5")
     assert gpt.model_extra["pricing"]["input"] == "1.25"
     assert gpt.model_extra["context_length"] == world.gpt.context_window
-    response = httpx.get(f"{world.url}/v1//models",
-                         headers={"authorization": f"Bearer {world.secret}"})
+    response = httpx.get(
+        f"{world.url}/v1//models", headers={"authorization": f"Bearer {world.secret}"}
+    )
     assert response.status_code == 200
     assert {m["id"] for m in response.json()["data"]} == ids
 
@@ -192,8 +247,7 @@ def test_models_lists_what_the_keys_group_may_use(world):
 
 
 def test_it_rejects_a_bad_key_with_401(world):
-    bad = openai.OpenAI(base_url=world.openai_base, api_key="sk-tg-nope", max_retries=0,
-                        timeout=20)
+    bad = openai.OpenAI(base_url=world.openai_base, api_key="sk-tg-nope", max_retries=0, timeout=20)
     with pytest.raises(openai.AuthenticationError) as info:
         bad.chat.completions.create(model="test-gpt-5.5", messages=[])
     assert info.value.body["code"] == "invalid_api_key"
@@ -206,8 +260,7 @@ def test_it_rejects_a_revoked_key_on_the_next_request(world):
     c.chat.completions.create(model="test-gpt-5.5", messages=[{"role": "user", "content": "a"}])
     api_key_revoke(api_key=world.key)
     with pytest.raises(openai.AuthenticationError) as info:
-        c.chat.completions.create(model="test-gpt-5.5",
-                                  messages=[{"role": "user", "content": "b"}])
+        c.chat.completions.create(model="test-gpt-5.5", messages=[{"role": "user", "content": "b"}])
     assert info.value.body["code"] == "key_revoked"
 
 
@@ -221,20 +274,27 @@ def test_an_unknown_model_is_404_with_suggestions(world):
 def test_a_model_outside_the_keys_group_is_403_naming_the_group(world):
     with pytest.raises(openai.PermissionDeniedError) as info:
         client(world).chat.completions.create(
-            model="test-gpt-pro", messages=[{"role": "user", "content": "x"}])
+            model="test-gpt-pro", messages=[{"role": "user", "content": "x"}]
+        )
     assert "'default'" in info.value.message
     assert info.value.body["code"] == "model_not_allowed"
 
 
-@pytest.mark.parametrize("body, param", [
-    (b"{not json", None),
-    (b'{"messages": []}', "model"),
-    (b'{"model": "test-gpt-5.5"}', "messages"),
-    (b"[1, 2]", None),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        (b"{not json", None),
+        (b'{"messages": []}', "model"),
+        (b'{"model": "test-gpt-5.5"}', "messages"),
+        (b"[1, 2]", None),
+    ],
+)
 def test_a_malformed_body_is_400_saying_what_is_wrong(world, body, param):
-    response = httpx.post(f"{world.url}/v1/chat/completions", content=body,
-                          headers={"authorization": f"Bearer {world.secret}"})
+    response = httpx.post(
+        f"{world.url}/v1/chat/completions",
+        content=body,
+        headers={"authorization": f"Bearer {world.secret}"},
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == param
@@ -245,7 +305,8 @@ def test_upstream_rate_limits_reach_the_client_as_429(world):
     world.fake.script("gpt-5.5", [{"status": 429, "headers": {"retry-after": "7"}}])
     with pytest.raises(openai.RateLimitError) as info:
         client(world).chat.completions.create(
-            model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}])
+            model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}]
+        )
     assert "fakeai" in info.value.message
     assert info.value.response.headers["retry-after"] == "7"
     world.drain()
@@ -254,15 +315,19 @@ def test_upstream_rate_limits_reach_the_client_as_429(world):
     assert row.attempts[0]["status"] == 429
 
 
-@pytest.mark.parametrize("upstream, status, exc", [
-    (500, 502, openai.InternalServerError),
-    (503, 503, openai.InternalServerError),
-])
+@pytest.mark.parametrize(
+    "upstream, status, exc",
+    [
+        (500, 502, openai.InternalServerError),
+        (503, 503, openai.InternalServerError),
+    ],
+)
 def test_upstream_failures_are_5xx_with_the_upstreams_message(world, upstream, status, exc):
     world.fake.script("gpt-5.5", [{"status": upstream}])
     with pytest.raises(exc) as info:
         client(world).chat.completions.create(
-            model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}])
+            model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == status
     assert "fakeai" in info.value.message
 
@@ -277,7 +342,8 @@ def test_an_upstream_that_does_not_answer_in_time_is_504(world, settings):
     try:
         with pytest.raises(openai.APIStatusError) as info:
             client(world).chat.completions.create(
-                model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}])
+                model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}]
+            )
     finally:
         runtime.upstream = old
     assert info.value.status_code == 504
@@ -286,18 +352,26 @@ def test_an_upstream_that_does_not_answer_in_time_is_504(world, settings):
 def test_an_upstream_error_mid_stream_reaches_the_client(world):
     world.fake.script("gpt-5.5", [{"stream_error_after_chunks": 2}])
     with pytest.raises(openai.APIError):
-        list(client(world).chat.completions.create(
-            model="test-gpt-5.5", stream=True,
-            messages=[{"role": "user", "content": "a b c d e f"}]))
+        list(
+            client(world).chat.completions.create(
+                model="test-gpt-5.5",
+                stream=True,
+                messages=[{"role": "user", "content": "a b c d e f"}],
+            )
+        )
     world.drain()
     assert RequestLog.objects.get().outcome == "error"
 
 
 def test_errors_are_never_html(world):
-    for method, path in [("GET", "/v1/nothing"), ("POST", "/v1/models"),
-                         ("DELETE", "/v1/chat/completions")]:
-        response = httpx.request(method, f"{world.url}{path}",
-                                 headers={"authorization": f"Bearer {world.secret}"})
+    for method, path in [
+        ("GET", "/v1/nothing"),
+        ("POST", "/v1/models"),
+        ("DELETE", "/v1/chat/completions"),
+    ]:
+        response = httpx.request(
+            method, f"{world.url}{path}", headers={"authorization": f"Bearer {world.secret}"}
+        )
         assert response.status_code in (404, 405)
         assert response.headers["content-type"] == "application/json"
         assert response.json()["error"]["message"]

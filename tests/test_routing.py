@@ -17,8 +17,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def upstream_models(world) -> list[str]:
-    return [r["body"]["model"] for r in world.fake.requests if r["path"].endswith(
-        ("/chat/completions", "/messages"))]
+    return [
+        r["body"]["model"]
+        for r in world.fake.requests
+        if r["path"].endswith(("/chat/completions", "/messages"))
+    ]
 
 
 def only_row(world) -> RequestLog:
@@ -49,9 +52,19 @@ def test_fallback_across_protocols_keeps_the_clients_shape(chain):
     world = chain.world
     world.fake.script("gpt-a", [{"status": 500}, {"status": 500}])
     world.fake.script("gpt-b", [{"status": 529}])  # rests 5 s: skipped in turn 2
-    tools = [{"type": "function", "function": {
-        "name": "read_file", "parameters": {"type": "object", "properties": {
-            "path": {"type": "string"}}, "required": ["path"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "read_file",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"path": {"type": "string"}},
+                    "required": ["path"],
+                },
+            },
+        }
+    ]
     first = chain.create(tools=tools, messages=[{"role": "user", "content": "read it"}])
     completion = first.parse()
     call = completion.choices[0].message.tool_calls[0]
@@ -59,15 +72,22 @@ def test_fallback_across_protocols_keeps_the_clients_shape(chain):
     assert first.headers["x-tollgate-provider"] == "fakeanthropic"
     # Turn 2 reaches the Anthropic deployment again, with the tool-call id translated
     # back to the upstream's own.
-    messages = [{"role": "user", "content": "read it"},
-                completion.choices[0].message.model_dump(exclude_none=True),
-                {"role": "tool", "tool_call_id": call.id, "content": "contents"}]
+    messages = [
+        {"role": "user", "content": "read it"},
+        completion.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "contents"},
+    ]
     second = chain.create(tools=tools, messages=messages).parse()
     assert second.choices[0].message.content == "Tool result: contents"
     sent = world.fake.requests[-1]["body"]
     assert sent["model"] == "claude-c"
-    tool_use_ids = [b["id"] for m in sent["messages"] if isinstance(m.get("content"), list)
-                    for b in m["content"] if b.get("type") == "tool_use"]
+    tool_use_ids = [
+        b["id"]
+        for m in sent["messages"]
+        if isinstance(m.get("content"), list)
+        for b in m["content"]
+        if b.get("type") == "tool_use"
+    ]
     assert tool_use_ids and all(i.startswith("toolu_") for i in tool_use_ids)
 
 
@@ -104,9 +124,22 @@ def test_refused_credentials_move_on_without_retrying_that_deployment(chain):
 
 def test_a_quota_exhausted_429_goes_back_to_the_client(chain):
     world = chain.world
-    world.fake.script("gpt-a", [{"status": 429, "body": {"error": {
-        "message": "You exceeded your current quota", "type": "insufficient_quota",
-        "code": "insufficient_quota", "param": None}}}])
+    world.fake.script(
+        "gpt-a",
+        [
+            {
+                "status": 429,
+                "body": {
+                    "error": {
+                        "message": "You exceeded your current quota",
+                        "type": "insufficient_quota",
+                        "code": "insufficient_quota",
+                        "param": None,
+                    }
+                },
+            }
+        ],
+    )
     with pytest.raises(openai.RateLimitError):
         chain.create()
     assert upstream_models(world) == ["gpt-a"]
@@ -143,14 +176,23 @@ def test_an_anthropic_stream_error_before_content_falls_back(world):
 
     model = Model.objects.create(public_id="mixed", display_name="Mixed", **PRICES)
     model.groups.set([Group.objects.get(slug="default")])
-    Deployment.objects.create(model=model, provider=world.anthropic, upstream_model="claude-x",
-                              priority=0)
-    Deployment.objects.create(model=model, provider=world.openai, upstream_model="gpt-y",
-                              priority=1)
+    Deployment.objects.create(
+        model=model, provider=world.anthropic, upstream_model="claude-x", priority=0
+    )
+    Deployment.objects.create(
+        model=model, provider=world.openai, upstream_model="gpt-y", priority=1
+    )
     world.fake.script("claude-x", [{"stream_error_after_chunks": 0}])
-    response = httpx.post(f"{world.url}/v1/messages", headers={"x-api-key": world.secret},
-                          json={"model": "mixed", "max_tokens": 50, "stream": True,
-                                "messages": [{"role": "user", "content": "hello"}]})
+    response = httpx.post(
+        f"{world.url}/v1/messages",
+        headers={"x-api-key": world.secret},
+        json={
+            "model": "mixed",
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hello"}],
+        },
+    )
     assert response.status_code == 200
     events = [line[7:] for line in response.text.splitlines() if line.startswith("event: ")]
     assert events[0] == "message_start" and events[-1] == "message_stop"
@@ -161,10 +203,12 @@ def test_an_anthropic_stream_error_before_content_falls_back(world):
 def test_the_latency_budget_bounds_the_first_byte(chain):
     world = chain.world
     world.fake.script("gpt-a", [{"hang": True}])
-    response = httpx.post(f"{world.url}/v1/chat/completions", headers={
-        "authorization": f"Bearer {world.secret}", "x-tollgate-max-latency-ms": "300"},
+    response = httpx.post(
+        f"{world.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {world.secret}", "x-tollgate-max-latency-ms": "300"},
         json={"model": "chain-model", "messages": [{"role": "user", "content": "x"}]},
-        timeout=20)
+        timeout=20,
+    )
     assert response.status_code == 504
     error = response.json()["error"]
     assert error["code"] == "latency_budget_exceeded"
@@ -172,9 +216,14 @@ def test_the_latency_budget_bounds_the_first_byte(chain):
 
 
 def test_a_bad_latency_header_is_a_400(chain):
-    response = httpx.post(f"{chain.world.url}/v1/chat/completions", headers={
-        "authorization": f"Bearer {chain.world.secret}", "x-tollgate-max-latency-ms": "soon"},
-        json={"model": "chain-model", "messages": []})
+    response = httpx.post(
+        f"{chain.world.url}/v1/chat/completions",
+        headers={
+            "authorization": f"Bearer {chain.world.secret}",
+            "x-tollgate-max-latency-ms": "soon",
+        },
+        json={"model": "chain-model", "messages": []},
+    )
     assert response.status_code == 400
     assert "x-tollgate-max-latency-ms" in response.json()["error"]["message"]
 
@@ -183,10 +232,12 @@ def test_hedging_takes_the_first_answer_and_bills_both(chain):
     world = chain.world
     world.fake.script("gpt-a", [{"hang": True}])
     queued = runtime.events_queued
-    response = httpx.post(f"{world.url}/v1/chat/completions", headers={
-        "authorization": f"Bearer {world.secret}", "x-tollgate-hedge-ms": "50"},
+    response = httpx.post(
+        f"{world.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {world.secret}", "x-tollgate-hedge-ms": "50"},
         json={"model": "chain-model", "messages": [{"role": "user", "content": "fast"}]},
-        timeout=20)
+        timeout=20,
+    )
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "Echo: fast"
     assert runtime.wait_for_events(queued + 1)
@@ -212,10 +263,12 @@ def test_same_priority_deployments_share_load_by_weight(world, monkeypatch):
 
     model = Model.objects.create(public_id="spread", display_name="Spread", **PRICES)
     model.groups.set([Group.objects.get(slug="default")])
-    Deployment.objects.create(model=model, provider=world.openai, upstream_model="heavy",
-                              priority=0, weight=9)
-    Deployment.objects.create(model=model, provider=world.openai, upstream_model="light",
-                              priority=0, weight=1)
+    Deployment.objects.create(
+        model=model, provider=world.openai, upstream_model="heavy", priority=0, weight=9
+    )
+    Deployment.objects.create(
+        model=model, provider=world.openai, upstream_model="light", priority=0, weight=1
+    )
     c = openai.OpenAI(base_url=world.openai_base, api_key=world.secret, max_retries=0)
     for _ in range(100):
         c.chat.completions.create(model="spread", messages=[{"role": "user", "content": "x"}])
@@ -241,13 +294,29 @@ def second_worker(settings, live_url):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    env = {**os.environ,
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "REDIS_URL": settings.REDIS_URL, "TOLLGATE_VAR_DIR": str(settings.VAR_DIR)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "TOLLGATE_VAR_DIR": str(settings.VAR_DIR),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--fd",
-         str(sock.fileno()), "--log-level", "warning", "--lifespan", "on"],
-        pass_fds=[sock.fileno()], env=env, cwd=str(settings.BASE_DIR))
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--fd",
+            str(sock.fileno()),
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "on",
+        ],
+        pass_fds=[sock.fileno()],
+        env=env,
+        cwd=str(settings.BASE_DIR),
+    )
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
@@ -260,9 +329,12 @@ def test_two_workers_share_cooldowns(chain, second_worker):
     world = chain.world
     world.fake.script("gpt-a", [{"status": 429, "headers": {"retry-after": "60"}}])
     assert chain.create().parse().choices  # worker 1: gpt-a 429 -> gpt-b
-    response = httpx.post(f"{second_worker}/v1/chat/completions", timeout=30, headers={
-        "authorization": f"Bearer {world.secret}"}, json={
-            "model": "chain-model", "messages": [{"role": "user", "content": "hi"}]})
+    response = httpx.post(
+        f"{second_worker}/v1/chat/completions",
+        timeout=30,
+        headers={"authorization": f"Bearer {world.secret}"},
+        json={"model": "chain-model", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert response.status_code == 200
     assert response.headers["x-tollgate-attempted-count"] == "1"
     assert upstream_models(world) == ["gpt-a", "gpt-b", "gpt-b"]
@@ -284,17 +356,22 @@ def test_a_rested_deployment_is_probed_back_in(chain):
     assert upstream_models(world)[-1] == "gpt-a"
 
 
-@pytest.mark.parametrize("behaviour", [{"drop_after_chunks": 4},
-                                       {"stream_error_after_chunks": 4}])
-def test_a_stream_that_breaks_after_output_started_is_billed_for_what_was_used(
-        chain, behaviour):
+@pytest.mark.parametrize("behaviour", [{"drop_after_chunks": 4}, {"stream_error_after_chunks": 4}])
+def test_a_stream_that_breaks_after_output_started_is_billed_for_what_was_used(chain, behaviour):
     world = chain.world
     world.fake.script("gpt-a", [behaviour])
     queued = runtime.events_queued
-    with httpx.stream("POST", f"{world.url}/v1/chat/completions", timeout=20, headers={
-            "authorization": f"Bearer {world.secret}"}, json={
-            "model": "chain-model", "stream": True,
-            "messages": [{"role": "user", "content": "one two three four five six"}]}) as r:
+    with httpx.stream(
+        "POST",
+        f"{world.url}/v1/chat/completions",
+        timeout=20,
+        headers={"authorization": f"Bearer {world.secret}"},
+        json={
+            "model": "chain-model",
+            "stream": True,
+            "messages": [{"role": "user", "content": "one two three four five six"}],
+        },
+    ) as r:
         assert r.status_code == 200
         body = r.read().decode()
     assert "Echo" in body

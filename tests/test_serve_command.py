@@ -11,13 +11,16 @@ from django.core.management import CommandError
 from dashboard.management.commands.serve import Command
 
 
-@pytest.mark.parametrize(("redis_url", "env", "asked", "expected"), [
-    ("", None, None, 1),
-    ("redis://127.0.0.1:6379/0", None, None, os.cpu_count() or 1),
-    ("redis://127.0.0.1:6379/0", "3", None, 3),
-    ("redis://127.0.0.1:6379/0", "3", 2, 2),
-    ("", "1", 1, 1),
-])
+@pytest.mark.parametrize(
+    ("redis_url", "env", "asked", "expected"),
+    [
+        ("", None, None, 1),
+        ("redis://127.0.0.1:6379/0", None, None, os.cpu_count() or 1),
+        ("redis://127.0.0.1:6379/0", "3", None, 3),
+        ("redis://127.0.0.1:6379/0", "3", 2, 2),
+        ("", "1", 1, 1),
+    ],
+)
 def test_workers(settings, monkeypatch, redis_url, env, asked, expected):
     settings.REDIS_URL = redis_url
     if env is None:

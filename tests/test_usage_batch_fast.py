@@ -41,12 +41,19 @@ def shop(db):
     first = make_tenant("acme").organisation
     second = make_tenant("globex").organisation
     for org in (first, second):
-        ledger_post(organisation=org, kind=EntryKind.ADJUSTMENT, amount_nano=CREDIT,
-                    idempotency_key=f"credit:{org.pk}")
-    keys = [api_key_create(organisation=org, name=f"k{n}").api_key
-            for n, org in enumerate((first, first, second))]
-    provider = Provider.objects.create(slug="fakeai", name="Fake", protocol="openai",
-                                       base_url="http://127.0.0.1:9/v1")
+        ledger_post(
+            organisation=org,
+            kind=EntryKind.ADJUSTMENT,
+            amount_nano=CREDIT,
+            idempotency_key=f"credit:{org.pk}",
+        )
+    keys = [
+        api_key_create(organisation=org, name=f"k{n}").api_key
+        for n, org in enumerate((first, first, second))
+    ]
+    provider = Provider.objects.create(
+        slug="fakeai", name="Fake", protocol="openai", base_url="http://127.0.0.1:9/v1"
+    )
     model = Model.objects.create(public_id="test-gpt", display_name="Test GPT")
     deployment = Deployment.objects.create(model=model, provider=provider, upstream_model="gpt")
     return {"orgs": (first, second), "keys": keys, "deployment": deployment}
@@ -58,8 +65,15 @@ def _fresh_last_used_throttle(monkeypatch):
     monkeypatch.setattr(usage, "_last_used_written", {})
 
 
-def _event(n: int, key: ApiKey, deployment: Deployment | None, *, cost: int = 1_007,
-           byok: bool = False, **extra) -> dict:
+def _event(
+    n: int,
+    key: ApiKey,
+    deployment: Deployment | None,
+    *,
+    cost: int = 1_007,
+    byok: bool = False,
+    **extra,
+) -> dict:
     """An event as gateway.calls.Call._event builds it."""
     event = {
         "request_id": f"req_fast_{n:06d}",
@@ -89,9 +103,18 @@ def _event(n: int, key: ApiKey, deployment: Deployment | None, *, cost: int = 1_
         "usage_estimated": False,
         "cost_nano": cost * (n + 1),
         "byok": byok,
-        "attempts": [{"provider": "fakeai", "upstream_model": "gpt", "byok": byok,
-                      "status": 200, "error": "", "error_type": "", "latency_ms": 900,
-                      "started_at": round(STARTED + n, 3)}],
+        "attempts": [
+            {
+                "provider": "fakeai",
+                "upstream_model": "gpt",
+                "byok": byok,
+                "status": 200,
+                "error": "",
+                "error_type": "",
+                "latency_ms": 900,
+                "started_at": round(STARTED + n, 3),
+            }
+        ],
         "route_reason": "",
     }
     event.update(extra)
@@ -111,8 +134,11 @@ def _debits(events: list[dict]) -> dict[int, int]:
 
 
 def _ledger_snapshot() -> list[tuple]:
-    return list(LedgerEntry.objects.order_by("pk").values_list(
-        "pk", "idempotency_key", "amount_nano", "kind", "created_at"))
+    return list(
+        LedgerEntry.objects.order_by("pk").values_list(
+            "pk", "idempotency_key", "amount_nano", "kind", "created_at"
+        )
+    )
 
 
 def test_it_writes_a_row_and_a_debit_per_event_and_moves_balances(shop):
@@ -130,37 +156,70 @@ def test_it_writes_a_row_and_a_debit_per_event_and_moves_balances(shop):
         entry = LedgerEntry.objects.get(idempotency_key=f"usage:{e['request_id']}")
         kind = EntryKind.BYOK_FEE if e["byok"] else EntryKind.USAGE
         assert (entry.kind, entry.amount_nano, entry.reference, entry.memo, entry.api_key_id) == (
-            kind, -e["cost_nano"], e["request_id"], "test-gpt", e["api_key_id"])
+            kind,
+            -e["cost_nano"],
+            e["request_id"],
+            "test-gpt",
+            e["api_key_id"],
+        )
 
 
 def test_a_row_holds_what_the_event_said(shop):
     key, deployment = shop["keys"][0], shop["deployment"]
-    event = _event(7, key, deployment, outcome="error", status_code=529,
-                   error_type="overloaded_error", error_message="Überlastet \u2014 later 😅",
-                   usage_estimated=True)
+    event = _event(
+        7,
+        key,
+        deployment,
+        outcome="error",
+        status_code=529,
+        error_type="overloaded_error",
+        error_message="Überlastet \u2014 later 😅",
+        usage_estimated=True,
+    )
     usage_batch_write([event])
     row = RequestLog.objects.get()
     for field in usage._LOG_FIELDS:
         assert getattr(row, field) == event[field], field
     assert row.started_at == datetime.fromtimestamp(STARTED + 7, tz=UTC)
     assert (row.organisation_id, row.api_key_id, row.deployment_id) == (
-        key.organisation_id, key.pk, deployment.pk)
+        key.organisation_id,
+        key.pk,
+        deployment.pk,
+    )
 
 
 def test_missing_and_null_fields_take_the_model_defaults(shop):
     key = shop["keys"][0]
-    bare = {"request_id": "req_bare", "organisation_id": key.organisation_id,
-            "started_at": STARTED, "client_protocol": "openai", "requested_model": "m",
-            "status_code": 200, "outcome": "ok", "cost_nano": 5, "attempts": None,
-            "ttfb_ms": None, "session_id": None}
+    bare = {
+        "request_id": "req_bare",
+        "organisation_id": key.organisation_id,
+        "started_at": STARTED,
+        "client_protocol": "openai",
+        "requested_model": "m",
+        "status_code": 200,
+        "outcome": "ok",
+        "cost_nano": 5,
+        "attempts": None,
+        "ttfb_ms": None,
+        "session_id": None,
+    }
     usage_batch_write([bare])
     row = RequestLog.objects.get()
     assert (row.attempts, row.session_id, row.ttfb_ms, row.latency_ms, row.byok) == (
-        [], "", None, 0, False)
+        [],
+        "",
+        None,
+        0,
+        False,
+    )
     assert (row.api_key_id, row.deployment_id, row.resolved_model) == (None, None, "")
     entry = LedgerEntry.objects.get(reference="req_bare")
     assert (entry.kind, entry.amount_nano, entry.memo, entry.api_key_id) == (
-        EntryKind.USAGE, -5, "m", None)
+        EntryKind.USAGE,
+        -5,
+        "m",
+        None,
+    )
 
 
 def test_replaying_a_batch_changes_nothing(shop):
@@ -199,8 +258,9 @@ def test_the_first_event_of_a_request_id_in_a_batch_wins(shop):
 
 def test_free_events_are_logged_but_not_posted(shop):
     key, deployment = shop["keys"][2], shop["deployment"]
-    events = [_event(n, key, deployment, cost=0, status_code=429, outcome="error")
-              for n in range(3)]
+    events = [
+        _event(n, key, deployment, cost=0, status_code=429, outcome="error") for n in range(3)
+    ]
     assert usage_batch_write(events) == {}
     assert RequestLog.objects.count() == 3
     assert not LedgerEntry.objects.filter(reference__startswith="req_fast_").exists()
@@ -210,19 +270,29 @@ def test_free_events_are_logged_but_not_posted(shop):
 def test_deleted_keys_and_deployments_become_null(shop):
     kept, doomed = shop["keys"][0], shop["keys"][1]
     deployment = shop["deployment"]
-    events = [_event(0, kept, deployment), _event(1, doomed, deployment),
-              _event(2, kept, None, deployment_id=987_654)]
+    events = [
+        _event(0, kept, deployment),
+        _event(1, doomed, deployment),
+        _event(2, kept, None, deployment_id=987_654),
+    ]
     doomed_id = doomed.pk
     doomed.delete()
     deployment.delete()
     usage_batch_write(events)
     rows = {r.request_id: r for r in RequestLog.objects.all()}
-    assert [(rows[e["request_id"]].api_key_id, rows[e["request_id"]].deployment_id)
-            for e in events] == [(kept.pk, None), (None, None), (kept.pk, None)]
-    entries = dict(LedgerEntry.objects.filter(reference__startswith="req_fast_")
-                   .values_list("reference", "api_key_id"))
-    assert entries == {"req_fast_000000": kept.pk, "req_fast_000001": None,
-                       "req_fast_000002": kept.pk}
+    assert [
+        (rows[e["request_id"]].api_key_id, rows[e["request_id"]].deployment_id) for e in events
+    ] == [(kept.pk, None), (None, None), (kept.pk, None)]
+    entries = dict(
+        LedgerEntry.objects.filter(reference__startswith="req_fast_").values_list(
+            "reference", "api_key_id"
+        )
+    )
+    assert entries == {
+        "req_fast_000000": kept.pk,
+        "req_fast_000001": None,
+        "req_fast_000002": kept.pk,
+    }
     assert not ApiKey.objects.filter(pk=doomed_id).exists()
 
 
@@ -238,18 +308,29 @@ def test_byok_fees_and_usage_are_posted_by_kind_and_announced_after_commit(
     balance_changed.connect(listener)
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            usage_batch_write([_event(0, key, deployment, byok=True), _event(1, key, deployment),
-                               _event(2, shop["keys"][0], deployment)])
+            usage_batch_write(
+                [
+                    _event(0, key, deployment, byok=True),
+                    _event(1, key, deployment),
+                    _event(2, shop["keys"][0], deployment),
+                ]
+            )
         assert seen == [(sorted(o.pk for o in shop["orgs"]), ["byok_fee", "usage"])]
         with django_capture_on_commit_callbacks(execute=True):
             usage_batch_write([_event(0, key, deployment, byok=True)])  # a replay
         assert len(seen) == 1
     finally:
         balance_changed.disconnect(listener)
-    kinds = dict(LedgerEntry.objects.filter(reference__startswith="req_fast_")
-                 .values_list("reference", "kind"))
-    assert kinds == {"req_fast_000000": "byok_fee", "req_fast_000001": "usage",
-                     "req_fast_000002": "usage"}
+    kinds = dict(
+        LedgerEntry.objects.filter(reference__startswith="req_fast_").values_list(
+            "reference", "kind"
+        )
+    )
+    assert kinds == {
+        "req_fast_000000": "byok_fee",
+        "req_fast_000001": "usage",
+        "req_fast_000002": "usage",
+    }
 
 
 def test_a_big_batch_is_written_in_full(shop):
@@ -284,16 +365,30 @@ def test_last_used_moves_to_the_newest_request_of_the_batch(shop):
 
 def test_ledger_post_many_returns_the_entries_as_saved(shop):
     org = shop["orgs"][1]
-    batch = [Posting(organisation_id=org.pk, kind=EntryKind.USAGE, amount_nano=-3,
-                     idempotency_key="p1", reference="r1", memo="m", created_by_id=None),
-             Posting(organisation_id=org.pk, kind=EntryKind.ADJUSTMENT, amount_nano=10,
-                     idempotency_key="p2")]
+    batch = [
+        Posting(
+            organisation_id=org.pk,
+            kind=EntryKind.USAGE,
+            amount_nano=-3,
+            idempotency_key="p1",
+            reference="r1",
+            memo="m",
+            created_by_id=None,
+        ),
+        Posting(
+            organisation_id=org.pk, kind=EntryKind.ADJUSTMENT, amount_nano=10, idempotency_key="p2"
+        ),
+    ]
     entries = ledger_post_many(postings=batch)
     assert [e.idempotency_key for e in entries] == ["p1", "p2"]
     for entry in entries:
         stored = LedgerEntry.objects.get(pk=entry.pk)
         assert (stored.idempotency_key, stored.amount_nano, stored.kind, stored.created_at) == (
-            entry.idempotency_key, entry.amount_nano, entry.kind, entry.created_at)
+            entry.idempotency_key,
+            entry.amount_nano,
+            entry.kind,
+            entry.created_at,
+        )
         assert not entry._state.adding
     assert entries[0].organisation == org
     assert ledger_post_many(postings=batch) == []
@@ -301,16 +396,25 @@ def test_ledger_post_many_returns_the_entries_as_saved(shop):
 
 def test_ledger_post_many_keys_returns_the_keys_newly_written(shop):
     first, second = shop["orgs"]
-    batch = [Posting(organisation_id=first.pk, kind=EntryKind.USAGE, amount_nano=-3,
-                     idempotency_key="k1"),
-             Posting(organisation_id=second.pk, kind=EntryKind.BYOK_FEE, amount_nano=-5,
-                     idempotency_key="k2"),
-             Posting(organisation_id=first.pk, kind=EntryKind.USAGE, amount_nano=-7,
-                     idempotency_key="k1")]  # a repeat in the same batch: the first wins
+    batch = [
+        Posting(
+            organisation_id=first.pk, kind=EntryKind.USAGE, amount_nano=-3, idempotency_key="k1"
+        ),
+        Posting(
+            organisation_id=second.pk, kind=EntryKind.BYOK_FEE, amount_nano=-5, idempotency_key="k2"
+        ),
+        Posting(
+            organisation_id=first.pk, kind=EntryKind.USAGE, amount_nano=-7, idempotency_key="k1"
+        ),
+    ]  # a repeat in the same batch: the first wins
     assert ledger_post_many_keys(postings=batch) == {"k1", "k2"}
     assert ledger_post_many_keys(postings=batch) == set()
-    more = [*batch, Posting(organisation_id=second.pk, kind=EntryKind.USAGE, amount_nano=-11,
-                            idempotency_key="k3")]
+    more = [
+        *batch,
+        Posting(
+            organisation_id=second.pk, kind=EntryKind.USAGE, amount_nano=-11, idempotency_key="k3"
+        ),
+    ]
     assert ledger_post_many_keys(postings=more) == {"k3"}
     assert ledger_post_many_keys(postings=[]) == set()
     assert balance_get(organisation=first) == CREDIT - 3
@@ -348,11 +452,17 @@ def test_a_concurrent_post_of_the_same_key_is_debited_once(other_commits):
     def other_writer():
         try:
             with transaction.atomic():
-                ledger_post_many(postings=[Posting(
-                    organisation_id=org.pk, kind=EntryKind.USAGE,
-                    amount_nano=-contested["cost_nano"],
-                    idempotency_key=f"usage:{contested['request_id']}",
-                    reference=contested["request_id"])])
+                ledger_post_many(
+                    postings=[
+                        Posting(
+                            organisation_id=org.pk,
+                            kind=EntryKind.USAGE,
+                            amount_nano=-contested["cost_nano"],
+                            idempotency_key=f"usage:{contested['request_id']}",
+                            reference=contested["request_id"],
+                        )
+                    ]
+                )
                 posted.set()
                 release.wait(30)
                 if not other_commits:

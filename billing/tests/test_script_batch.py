@@ -52,8 +52,9 @@ def test_a_failing_call_fails_alone(redis_url):
     async def main():
         client = aioredis.Redis.from_url(redis_url)
         batch = ScriptBatch(client, INCR)
-        outcomes = await asyncio.gather(batch(["a"], [1]), batch(["text"], [1]),
-                                        batch(["a"], [2]), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            batch(["a"], [1]), batch(["text"], [1]), batch(["a"], [2]), return_exceptions=True
+        )
         await client.aclose()
         return outcomes
 
@@ -86,8 +87,9 @@ def test_redis_unreachable_fails_every_call_of_the_batch():
     async def main():
         client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
         batch = ScriptBatch(client, INCR)
-        outcomes = await asyncio.gather(batch(["a"], [1]), batch(["b"], [1]),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(
+            batch(["a"], [1]), batch(["b"], [1]), return_exceptions=True
+        )
         await client.aclose()
         return outcomes
 

@@ -548,8 +548,12 @@ def test_an_inquiry_closed_without_a_chargeback_gives_the_credit_back(
 ):
     session = _paid_session(fake_stripe, topup)
     deliver(client, stripe_event("checkout.session.completed", session))
-    deliver(client, stripe_event("charge.dispute.created",
-                                 _dispute(session, 2000, status="warning_needs_response")))
+    deliver(
+        client,
+        stripe_event(
+            "charge.dispute.created", _dispute(session, 2000, status="warning_needs_response")
+        ),
+    )
     assert _balance(tenant) == 0
 
     closed = _dispute(session, 2000, status="warning_closed")

@@ -29,8 +29,10 @@ def usage(input_tokens: int, cache: CacheUsage, output_tokens: int) -> dict[str,
         "input_tokens": input_tokens,
         "cache_creation_input_tokens": cache.write,
         "cache_read_input_tokens": cache.read,
-        "cache_creation": {"ephemeral_5m_input_tokens": cache.write_5m,
-                           "ephemeral_1h_input_tokens": cache.write_1h},
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache.write_5m,
+            "ephemeral_1h_input_tokens": cache.write_1h,
+        },
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -39,22 +41,35 @@ def usage(input_tokens: int, cache: CacheUsage, output_tokens: int) -> dict[str,
 def _content(plan: Plan) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = []
     if plan.thinking:
-        content.append({"type": "thinking", "thinking": plan.thinking,
-                        "signature": sign_thinking(plan.thinking)})
+        content.append(
+            {
+                "type": "thinking",
+                "thinking": plan.thinking,
+                "signature": sign_thinking(plan.thinking),
+            }
+        )
     if plan.chunks:
         content.append({"type": "text", "text": plan.text})
     for name, arguments in plan.tool_calls:
-        content.append({"type": "tool_use", "id": new_tool_id(), "name": name,
-                        "input": json.loads(arguments)})
+        content.append(
+            {"type": "tool_use", "id": new_tool_id(), "name": name, "input": json.loads(arguments)}
+        )
     return content
 
 
 def message(model: str, plan: Plan, usage_obj: dict[str, Any]) -> bytes:
-    return dumps({
-        "id": new_message_id(), "type": "message", "role": "assistant", "model": model,
-        "content": _content(plan), "stop_reason": plan.stop,
-        "stop_sequence": plan.stop_sequence, "usage": usage_obj,
-    })
+    return dumps(
+        {
+            "id": new_message_id(),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": _content(plan),
+            "stop_reason": plan.stop,
+            "stop_sequence": plan.stop_sequence,
+            "usage": usage_obj,
+        }
+    )
 
 
 def _event(name: bytes, payload: bytes) -> bytes:
@@ -67,32 +82,62 @@ MESSAGE_STOP = _event(b"message_stop", b'{"type":"message_stop"}')
 
 def stream_events(model: str, plan: Plan, usage_obj: dict[str, Any]) -> list[bytes]:
     start_usage = dict(usage_obj, output_tokens=1)
-    events = [_event(b"message_start", dumps({"type": "message_start", "message": {
-        "id": new_message_id(), "type": "message", "role": "assistant", "model": model,
-        "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage,
-    }}))]
+    events = [
+        _event(
+            b"message_start",
+            dumps(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": new_message_id(),
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start_usage,
+                    },
+                }
+            ),
+        )
+    ]
     index = 0
 
     def open_block(block: dict[str, Any]) -> None:
-        events.append(_event(b"content_block_start", dumps(
-            {"type": "content_block_start", "index": index, "content_block": block})))
+        events.append(
+            _event(
+                b"content_block_start",
+                dumps({"type": "content_block_start", "index": index, "content_block": block}),
+            )
+        )
         if index == 0:
             events.append(PING)  # as upstream: one ping after the first block opens
 
     def delta(payload: bytes) -> None:
-        events.append(_event(b"content_block_delta", b'{"type":"content_block_delta","index":'
-                             + str(index).encode() + b',"delta":' + payload + b"}"))
+        events.append(
+            _event(
+                b"content_block_delta",
+                b'{"type":"content_block_delta","index":'
+                + str(index).encode()
+                + b',"delta":'
+                + payload
+                + b"}",
+            )
+        )
 
     def close_block() -> None:
-        events.append(_event(b"content_block_stop",
-                             b'{"type":"content_block_stop","index":%d}' % index))
+        events.append(
+            _event(b"content_block_stop", b'{"type":"content_block_stop","index":%d}' % index)
+        )
 
     if plan.thinking:
         open_block({"type": "thinking", "thinking": "", "signature": ""})
         for piece in re.findall(r"\s*\S+", plan.thinking):
             delta(b'{"type":"thinking_delta","thinking":' + dumps(piece) + b"}")
-        delta(b'{"type":"signature_delta","signature":' + dumps(sign_thinking(plan.thinking))
-              + b"}")
+        delta(
+            b'{"type":"signature_delta","signature":' + dumps(sign_thinking(plan.thinking)) + b"}"
+        )
         close_block()
         index += 1
     if plan.chunks:
@@ -109,14 +154,27 @@ def stream_events(model: str, plan: Plan, usage_obj: dict[str, Any]) -> list[byt
         index += 1
     if index == 0:
         events.append(PING)
-    final_usage = {key: usage_obj[key] for key in (
-        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
-        "output_tokens")}
-    events.append(_event(b"message_delta", dumps({
-        "type": "message_delta",
-        "delta": {"stop_reason": plan.stop, "stop_sequence": plan.stop_sequence},
-        "usage": final_usage,
-    })))
+    final_usage = {
+        key: usage_obj[key]
+        for key in (
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "output_tokens",
+        )
+    }
+    events.append(
+        _event(
+            b"message_delta",
+            dumps(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": plan.stop, "stop_sequence": plan.stop_sequence},
+                    "usage": final_usage,
+                }
+            ),
+        )
+    )
     events.append(MESSAGE_STOP)
     return events
 
@@ -126,8 +184,15 @@ def stream_error_event(body: dict[str, Any]) -> bytes:
 
 
 def models_list(models: list[str]) -> bytes:
-    data = [{"type": "model", "id": model, "display_name": model,
-             "created_at": "2025-01-01T00:00:00Z"} for model in models]
-    return dumps({"data": data, "has_more": False,
-                  "first_id": models[0] if models else None,
-                  "last_id": models[-1] if models else None})
+    data = [
+        {"type": "model", "id": model, "display_name": model, "created_at": "2025-01-01T00:00:00Z"}
+        for model in models
+    ]
+    return dumps(
+        {
+            "data": data,
+            "has_more": False,
+            "first_id": models[0] if models else None,
+            "last_id": models[-1] if models else None,
+        }
+    )

@@ -21,18 +21,53 @@ from .reply import (
     words,
 )
 
-MESSAGE_FIELDS = frozenset({
-    "model", "messages", "max_tokens", "metadata", "stop_sequences", "stream", "system",
-    "temperature", "top_k", "top_p", "thinking", "tool_choice", "tools", "service_tier",
-    "container", "mcp_servers", "context_management", "output_config", "output_format",
-    "inference_geo", "cache_control", "speed", "diagnostics", "user_profile_id",
-    "workspace_id",
-})
-COUNT_FIELDS = frozenset({
-    "model", "messages", "system", "thinking", "tool_choice", "tools", "mcp_servers",
-    "context_management", "output_config", "output_format", "cache_control", "speed",
-    "user_profile_id", "workspace_id",
-})
+MESSAGE_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "system",
+        "temperature",
+        "top_k",
+        "top_p",
+        "thinking",
+        "tool_choice",
+        "tools",
+        "service_tier",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "output_config",
+        "output_format",
+        "inference_geo",
+        "cache_control",
+        "speed",
+        "diagnostics",
+        "user_profile_id",
+        "workspace_id",
+    }
+)
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "thinking",
+        "tool_choice",
+        "tools",
+        "mcp_servers",
+        "context_management",
+        "output_config",
+        "output_format",
+        "cache_control",
+        "speed",
+        "user_profile_id",
+        "workspace_id",
+    }
+)
 MAX_BREAKPOINTS = 4
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
@@ -64,8 +99,9 @@ def _ttl(block: dict[str, Any]) -> str | None:
 def _result_text(content: Any) -> str:
     if isinstance(content, str):
         return content
-    return " ".join(b.get("text", "") for b in content or ()
-                    if isinstance(b, dict) and b.get("type") == "text")
+    return " ".join(
+        b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text"
+    )
 
 
 def _result_tokens(content: Any) -> int:
@@ -74,13 +110,13 @@ def _result_tokens(content: Any) -> int:
     total = 0
     for block in content or ():
         if isinstance(block, dict):
-            total += words(block.get("text") or "") if block.get("type") == "text" \
-                else MEDIA_TOKENS
+            total += words(block.get("text") or "") if block.get("type") == "text" else MEDIA_TOKENS
     return total
 
 
-def parse_messages(body: Any, *, count_only: bool = False,
-                   sampling_exclusive: Iterable[str] = ()) -> Conversation:
+def parse_messages(
+    body: Any, *, count_only: bool = False, sampling_exclusive: Iterable[str] = ()
+) -> Conversation:
     """Validate like Anthropic does and read the conversation; raises WireError."""
     if not isinstance(body, dict):
         raise anthropic_error("Input should be a valid dictionary")
@@ -129,7 +165,8 @@ def parse_messages(body: Any, *, count_only: bool = False,
         name = tool.get("name")
         if not isinstance(name, str) or not _TOOL_NAME.match(name):
             raise anthropic_error(
-                f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+                f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
+            )
         if not isinstance(tool.get("input_schema"), dict):
             raise anthropic_error(f"tools.{i}.custom.input_schema: Field required")
         tools.append((name, tool["input_schema"]))
@@ -151,18 +188,28 @@ def parse_messages(body: Any, *, count_only: bool = False,
     has_tool_blocks = _read_messages(messages, units)
     if has_tool_blocks and not tools:
         raise anthropic_error(
-            "Requests which include `tool_use` or `tool_result` blocks must define tools.")
+            "Requests which include `tool_use` or `tool_result` blocks must define tools."
+        )
     _check_tool_pairing(messages)
     if isinstance(body.get("cache_control"), dict) and units and not units[-1].ttl:
         units[-1].ttl = body["cache_control"].get("ttl") or "5m"  # automatic caching
     breakpoints = sum(1 for unit in units if unit.ttl)
     if breakpoints > MAX_BREAKPOINTS:
-        raise anthropic_error(f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may "
-                              f"be provided. Found {breakpoints}.")
+        raise anthropic_error(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may "
+            f"be provided. Found {breakpoints}."
+        )
 
     last_kind, last_text = _last_turn(messages)
-    conv = Conversation(model=model, units=units, last_kind=last_kind, last_text=last_text,
-                        tools=tools, max_tokens=max_tokens, thinking=thinking_on)
+    conv = Conversation(
+        model=model,
+        units=units,
+        last_kind=last_kind,
+        last_text=last_text,
+        tools=tools,
+        max_tokens=max_tokens,
+        thinking=thinking_on,
+    )
     kind = choice.get("type", "auto")
     conv.tool_mode = {"any": "required", "tool": "tool", "none": "none"}.get(kind, "auto")
     conv.forced_tool = choice.get("name")
@@ -175,36 +222,48 @@ def _check_sampling(body: dict[str, Any], model: str, exclusive: Iterable[str]) 
     temperature = body.get("temperature")
     if isinstance(temperature, int | float) and not 0 <= temperature <= 1:
         word = "less" if temperature > 1 else "greater"
-        raise anthropic_error(f"temperature: Input should be {word} than or equal to "
-                              f"{1 if temperature > 1 else 0}")
-    if temperature is not None and body.get("top_p") is not None and any(
-        marker in model for marker in exclusive
+        raise anthropic_error(
+            f"temperature: Input should be {word} than or equal to {1 if temperature > 1 else 0}"
+        )
+    if (
+        temperature is not None
+        and body.get("top_p") is not None
+        and any(marker in model for marker in exclusive)
     ):
         raise anthropic_error(
             "`temperature` and `top_p` cannot both be specified for this model. Please use "
-            "only one.")
+            "only one."
+        )
 
 
-def _check_thinking(body: dict[str, Any], thinking: dict[str, Any], choice: dict[str, Any],
-                    max_tokens: int | None, count_only: bool) -> None:
+def _check_thinking(
+    body: dict[str, Any],
+    thinking: dict[str, Any],
+    choice: dict[str, Any],
+    max_tokens: int | None,
+    count_only: bool,
+) -> None:
     if thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
         if isinstance(budget, bool) or not isinstance(budget, int):
             raise anthropic_error("thinking.enabled.budget_tokens: Field required")
         if budget < 1024:
             raise anthropic_error(
-                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+            )
         if not count_only and max_tokens is not None and budget >= max_tokens:
             raise anthropic_error(
                 "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
-                f"documentation at {_THINKING_DOCS}#max-tokens-and-context-window-size")
+                f"documentation at {_THINKING_DOCS}#max-tokens-and-context-window-size"
+            )
     if choice.get("type") in ("any", "tool"):
         raise anthropic_error("Thinking may not be enabled when tool_choice forces tool use.")
     temperature = body.get("temperature")
     if temperature is not None and temperature != 1:
         raise anthropic_error(
             "`temperature` may only be set to 1 when thinking is enabled. Please consult our "
-            f"documentation at {_THINKING_DOCS}#feature-compatibility")
+            f"documentation at {_THINKING_DOCS}#feature-compatibility"
+        )
 
 
 def _read_messages(messages: list[Any], units: list[Unit]) -> bool:
@@ -219,22 +278,28 @@ def _read_messages(messages: list[Any], units: list[Unit]) -> bool:
         content = message.get("content")
         if isinstance(content, str):
             if not content and not (role == "assistant" and i == last):
-                raise anthropic_error(f"messages.{i}: all messages must have non-empty content "
-                                      "except for the optional final assistant message")
+                raise anthropic_error(
+                    f"messages.{i}: all messages must have non-empty content "
+                    "except for the optional final assistant message"
+                )
             if content and not content.strip():
-                raise anthropic_error("messages: text content blocks must contain "
-                                      "non-whitespace text")
+                raise anthropic_error(
+                    "messages: text content blocks must contain non-whitespace text"
+                )
             units.append(Unit(words(content), content))
             continue
         if not isinstance(content, list):
             raise anthropic_error(f"messages.{i}.content: Input should be a valid list")
         if not content and not (role == "assistant" and i == last):
-            raise anthropic_error(f"messages.{i}: all messages must have non-empty content "
-                                  "except for the optional final assistant message")
+            raise anthropic_error(
+                f"messages.{i}: all messages must have non-empty content "
+                "except for the optional final assistant message"
+            )
         for j, block in enumerate(content):
             if not isinstance(block, dict):
-                raise anthropic_error(f"messages.{i}.content.{j}: Input should be a valid "
-                                      "dictionary")
+                raise anthropic_error(
+                    f"messages.{i}.content.{j}: Input should be a valid dictionary"
+                )
             kind = block.get("type")
             if kind == "text":
                 error = _text_block_error("messages", block.get("text"))
@@ -244,19 +309,24 @@ def _read_messages(messages: list[Any], units: list[Unit]) -> bool:
             elif kind == "tool_use":
                 has_tool_blocks = True
                 if not _ID.match(str(block.get("id", ""))):
-                    raise anthropic_error(f"messages.{i}.content.{j}.tool_use.id: String should "
-                                          "match pattern '^[a-zA-Z0-9_-]+$'")
+                    raise anthropic_error(
+                        f"messages.{i}.content.{j}.tool_use.id: String should "
+                        "match pattern '^[a-zA-Z0-9_-]+$'"
+                    )
                 tokens = TOOL_CALL_TOKENS
             elif kind == "tool_result":
                 has_tool_blocks = True
                 if not _ID.match(str(block.get("tool_use_id", ""))):
-                    raise anthropic_error(f"messages.{i}.content.{j}.tool_result.tool_use_id: "
-                                          "String should match pattern '^[a-zA-Z0-9_-]+$'")
+                    raise anthropic_error(
+                        f"messages.{i}.content.{j}.tool_result.tool_use_id: "
+                        "String should match pattern '^[a-zA-Z0-9_-]+$'"
+                    )
                 tokens = _result_tokens(block.get("content"))
             elif kind == "thinking":
                 if block.get("signature") != sign_thinking(str(block.get("thinking", ""))):
-                    raise anthropic_error(f"messages.{i}.content.{j}: Invalid `signature` in "
-                                          "`thinking` block")
+                    raise anthropic_error(
+                        f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                    )
                 tokens = 0  # earlier turns' thinking is dropped from the context
             elif kind in ("image", "document"):
                 tokens = MEDIA_TOKENS
@@ -280,7 +350,8 @@ def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
                 raise anthropic_error(
                     f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` "
                     f"blocks: {block.get('tool_use_id')}. Each `tool_result` block must have a "
-                    "corresponding `tool_use` block in the previous message.")
+                    "corresponding `tool_use` block in the previous message."
+                )
         ids = [b["id"] for b in blocks if b.get("type") == "tool_use"]
         previous_ids = set(ids) if message["role"] == "assistant" else set()
         if not ids:
@@ -296,7 +367,8 @@ def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
             raise anthropic_error(
                 f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
                 f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
-                "corresponding `tool_result` block in the next message.")
+                "corresponding `tool_result` block in the next message."
+            )
 
 
 def _last_turn(messages: list[dict[str, Any]]) -> tuple[str, str]:
@@ -306,8 +378,9 @@ def _last_turn(messages: list[dict[str, Any]]) -> tuple[str, str]:
         content = message["content"]
         if isinstance(content, str):
             return "user", content
-        results = [_result_text(b.get("content")) for b in content
-                   if b.get("type") == "tool_result"]
+        results = [
+            _result_text(b.get("content")) for b in content if b.get("type") == "tool_result"
+        ]
         if results:
             return "tool_result", " | ".join(results)
         return "user", " ".join(b["text"] for b in content if b.get("type") == "text")

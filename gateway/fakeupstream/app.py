@@ -33,13 +33,33 @@ from .reply import plan_reply
 from .script import Behaviour, ScriptBook
 
 DEFAULT_MODELS = (
-    "gpt-5.5", "gpt-5.4-mini", "gpt-4.1", "gpt-4o", "gpt-4o-mini", "o4-mini",
-    "claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5",
+    "gpt-5.5",
+    "gpt-5.4-mini",
+    "gpt-4.1",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o4-mini",
+    "claude-opus-4-7",
+    "claude-sonnet-4-6",
+    "claude-haiku-4-5",
 )
 # Model-name fragments of Claude models that refuse temperature and top_p together.
 DEFAULT_SAMPLING_EXCLUSIVE = (
-    "opus-4-1", "opus-4.1", "4-5", "4.5", "4-6", "4.6", "4-7", "4.7", "4-8", "4.8",
-    "opus-5", "sonnet-5", "haiku-5", "fable", "mythos",
+    "opus-4-1",
+    "opus-4.1",
+    "4-5",
+    "4.5",
+    "4-6",
+    "4.6",
+    "4-7",
+    "4.7",
+    "4-8",
+    "4.8",
+    "opus-5",
+    "sonnet-5",
+    "haiku-5",
+    "fable",
+    "mythos",
 )
 OPENAI_NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -65,8 +85,11 @@ class Exchange:
 
     def __init__(self, receive: Any, send: Any, headers: dict[str, str], protocol: str) -> None:
         self.receive, self.send, self.headers, self.protocol = receive, send, headers, protocol
-        self.request_id = ("req_011C" + os.urandom(10).hex()) if protocol == ANTHROPIC \
+        self.request_id = (
+            ("req_011C" + os.urandom(10).hex())
+            if protocol == ANTHROPIC
             else ("req_" + os.urandom(16).hex())
+        )
         self.behaviour: Behaviour | None = None
         self.model = ""
 
@@ -135,8 +158,9 @@ class FakeUpstream:
     def _apply_settings(self) -> None:
         settings = self._settings
         # None: any non-empty key is accepted except those starting with "bad-".
-        self.valid_keys: set[str] | None = None if settings["valid_keys"] is None \
-            else set(settings["valid_keys"])
+        self.valid_keys: set[str] | None = (
+            None if settings["valid_keys"] is None else set(settings["valid_keys"])
+        )
         self.models: list[str] = list(settings["models"])
         self.sampling_exclusive_models: tuple[str, ...] = settings["sampling_exclusive_models"]
         self.openai_cache_min_tokens: int = settings["openai_cache_min_tokens"]
@@ -166,23 +190,34 @@ class FakeUpstream:
             payload, bad_json = (json.loads(body) if body else None), False
         except ValueError:
             payload, bad_json = None, True
-        self._requests.append({
-            "method": method, "path": path,
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "headers": headers, "body": payload,
-        })
+        self._requests.append(
+            {
+                "method": method,
+                "path": path,
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "headers": headers,
+                "body": payload,
+            }
+        )
         anthropic = path.startswith("/v1/messages") or (
-            path == "/v1/models" and "anthropic-version" in headers)
+            path == "/v1/models" and "anthropic-version" in headers
+        )
         exchange = Exchange(receive, send, headers, ANTHROPIC if anthropic else OPENAI)
         try:
             handler = self._routes.get((method, path))
             if handler is None:
-                raise anthropic_error("Not Found", status=404) if anthropic else \
-                    openai_error(f"Invalid URL ({method} {path})", status=404)
+                raise (
+                    anthropic_error("Not Found", status=404)
+                    if anthropic
+                    else openai_error(f"Invalid URL ({method} {path})", status=404)
+                )
             self._authenticate(exchange)
             if bad_json:
-                raise anthropic_error(ANTHROPIC_BAD_JSON) if anthropic else \
-                    openai_error(OPENAI_BAD_JSON)
+                raise (
+                    anthropic_error(ANTHROPIC_BAD_JSON)
+                    if anthropic
+                    else openai_error(OPENAI_BAD_JSON)
+                )
             await handler(exchange, payload)
         except WireError as error:
             await self._send_error(exchange, error.status, error.body)
@@ -197,8 +232,10 @@ class FakeUpstream:
                 masked = key[:3] + "*" * max(len(key) - 7, 0) + key[-4:]
                 raise openai_error(
                     f"Incorrect API key provided: {masked}. You can find your API key at "
-                    "https://platform.openai.com/account/api-keys.", status=401,
-                    code="invalid_api_key")
+                    "https://platform.openai.com/account/api-keys.",
+                    status=401,
+                    code="invalid_api_key",
+                )
             return
         # Anthropic takes the key in x-api-key or, as its current SDKs send it, as Bearer.
         key = ex.headers.get("x-api-key", "")
@@ -228,8 +265,11 @@ class FakeUpstream:
             await _wait_for_disconnect(ex.receive)
             return True
         if behaviour.status is not None:
-            error = behaviour.body if behaviour.body is not None else \
-                default_error_body(ex.protocol, behaviour.status, ex.model)
+            error = (
+                behaviour.body
+                if behaviour.body is not None
+                else default_error_body(ex.protocol, behaviour.status, ex.model)
+            )
             await self._send_error(ex, behaviour.status, error)
             return True
         return False
@@ -241,14 +281,16 @@ class FakeUpstream:
         prompt_tokens = conv.input_tokens()
         cached = 0
         if prompt_tokens >= self.openai_cache_min_tokens:
-            cached = self.cache.openai(conv.model, conv.units, list(range(len(conv.units))),
-                                       self.openai_cache_min_tokens)
+            cached = self.cache.openai(
+                conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
+            )
         plan = plan_reply(conv)
         usage = openai_wire.usage(prompt_tokens, cached, plan)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            await self._stream(ex, openai_wire.stream_events(conv.model, plan, usage,
-                                                             include_usage))
+            await self._stream(
+                ex, openai_wire.stream_events(conv.model, plan, usage, include_usage)
+            )
         else:
             await self._answer(ex, openai_wire.completion(conv.model, plan, usage))
 
@@ -256,7 +298,8 @@ class FakeUpstream:
         if await self._scripted(ex, body):
             return
         conv = anthropic_wire.parse_messages(
-            body, sampling_exclusive=self.sampling_exclusive_models)
+            body, sampling_exclusive=self.sampling_exclusive_models
+        )
         cache = self.cache.anthropic(conv.model, conv.units)
         plan = plan_reply(conv)
         uncached = conv.input_tokens() - cache.read - cache.write
@@ -270,7 +313,8 @@ class FakeUpstream:
         if await self._scripted(ex, body):
             return
         conv = anthropic_wire.parse_messages(
-            body, count_only=True, sampling_exclusive=self.sampling_exclusive_models)
+            body, count_only=True, sampling_exclusive=self.sampling_exclusive_models
+        )
         await self._answer(ex, dumps({"input_tokens": conv.input_tokens()}))
 
     async def _models(self, ex: Exchange, body: Any) -> None:
@@ -285,12 +329,19 @@ class FakeUpstream:
         if isinstance(body, str):
             content, kind = body.encode(), (b"content-type", b"text/html; charset=utf-8")
         else:
-            if ex.protocol == ANTHROPIC and body.get("type") == "error" \
-                    and "request_id" not in body:
+            if (
+                ex.protocol == ANTHROPIC
+                and body.get("type") == "error"
+                and "request_id" not in body
+            ):
                 body = dict(body, request_id=ex.request_id)
             content, kind = dumps(body), _JSON
-        headers = [kind, (b"content-length", str(len(content)).encode()), ex.id_header(),
-                   *ex.extra_headers()]
+        headers = [
+            kind,
+            (b"content-length", str(len(content)).encode()),
+            ex.id_header(),
+            *ex.extra_headers(),
+        ]
         await ex.send({"type": "http.response.start", "status": status, "headers": headers})
         await ex.send({"type": "http.response.body", "body": content})
 
@@ -299,20 +350,23 @@ class FakeUpstream:
         if behaviour is not None and behaviour.stream_error_after_chunks is not None:
             # unstreamed, a failure midway is simply the vendor's error status
             status = 500 if ex.protocol == OPENAI else 529
-            body = behaviour.body if behaviour.body is not None else \
-                stream_error_body(ex.protocol)
+            body = behaviour.body if behaviour.body is not None else stream_error_body(ex.protocol)
             await self._send_error(ex, status, body)
             return
-        headers = [_JSON, (b"content-length", str(len(content)).encode()), ex.id_header(),
-                   *self._limit_headers(ex.protocol), *ex.extra_headers()]
+        headers = [
+            _JSON,
+            (b"content-length", str(len(content)).encode()),
+            ex.id_header(),
+            *self._limit_headers(ex.protocol),
+            *ex.extra_headers(),
+        ]
         await ex.send({"type": "http.response.start", "status": 200, "headers": headers})
         if behaviour is not None and behaviour.drop_after_chunks is not None:
             return  # head sent, body never: the server closes the connection
         await ex.send({"type": "http.response.body", "body": content})
 
     async def _stream(self, ex: Exchange, events: list[bytes]) -> None:
-        headers = [*_SSE, ex.id_header(), *self._limit_headers(ex.protocol),
-                   *ex.extra_headers()]
+        headers = [*_SSE, ex.id_header(), *self._limit_headers(ex.protocol), *ex.extra_headers()]
         send = ex.send
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         behaviour = ex.behaviour
@@ -327,8 +381,11 @@ class FakeUpstream:
             if drop is not None and i >= drop:
                 return  # the response never completes: the server drops the connection
             if fail is not None and i >= fail:
-                error = behaviour.body if isinstance(behaviour.body, dict) else \
-                    stream_error_body(ex.protocol)
+                error = (
+                    behaviour.body
+                    if isinstance(behaviour.body, dict)
+                    else stream_error_body(ex.protocol)
+                )
                 wire = openai_wire if ex.protocol == OPENAI else anthropic_render
                 await send({"type": "http.response.body", "body": wire.stream_error_event(error)})
                 return
@@ -355,8 +412,13 @@ class FakeUpstream:
         else:
             status, payload = 404, {"error": f"no admin route {method} {path}"}
         content = dumps(payload)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", str(len(content)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON, (b"content-length", str(len(content)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": content})
 
 

@@ -115,8 +115,7 @@ class PromptCache:
                 previous = bp
         return usage
 
-    def openai(self, model: str, units: list[Unit], boundaries: list[int],
-               min_tokens: int) -> int:
+    def openai(self, model: str, units: list[Unit], boundaries: list[int], min_tokens: int) -> int:
         """Cached tokens for an OpenAI prompt. `boundaries` are the unit indexes that end
         a message (or the tool definitions)."""
         cumulative, total = [], 0

@@ -58,8 +58,11 @@ ANTHROPIC_TYPES = {
 
 def anthropic_error(message: str, *, status: int = 400, type: str | None = None) -> WireError:
     """The request id is filled in when the response is sent (it is per request)."""
-    kind = type or ANTHROPIC_TYPES.get(status) or ("api_error" if status >= 500 else
-                                                   "invalid_request_error")
+    kind = (
+        type
+        or ANTHROPIC_TYPES.get(status)
+        or ("api_error" if status >= 500 else "invalid_request_error")
+    )
     return WireError(status, {"type": "error", "error": {"type": kind, "message": message}})
 
 
@@ -127,12 +130,16 @@ def default_error_body(protocol: str, status: int, model: str) -> dict[str, Any]
     if protocol == OPENAI:
         message, kind, code = _OPENAI_DEFAULTS.get(
             status,
-            ("Server error." if status >= 500 else "Request failed.",
-             "server_error" if status >= 500 else "invalid_request_error", None),
+            (
+                "Server error." if status >= 500 else "Request failed.",
+                "server_error" if status >= 500 else "invalid_request_error",
+                None,
+            ),
         )
         return openai_error(message.format(model=model), type=kind, code=code).body
-    message = _ANTHROPIC_DEFAULTS.get(status, "Internal server error" if status >= 500
-                                      else "Request failed.")
+    message = _ANTHROPIC_DEFAULTS.get(
+        status, "Internal server error" if status >= 500 else "Request failed."
+    )
     return anthropic_error(message.format(model=model), status=status).body
 
 

@@ -22,19 +22,55 @@ from .reply import (
     words,
 )
 
-KNOWN_PARAMETERS = frozenset({
-    "messages", "model", "audio", "frequency_penalty", "function_call", "functions",
-    "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata",
-    "modalities", "moderation", "n", "parallel_tool_calls", "prediction",
-    "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
-    "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
-    "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
-    "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
-})
+KNOWN_PARAMETERS = frozenset(
+    {
+        "messages",
+        "model",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "moderation",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 8, "medium": 16, "high": 32, "xhigh": 64}
-FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
-                  "tool_use": "tool_calls"}
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
 SYSTEM_FINGERPRINT = "fp_fake0000001"
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -43,8 +79,9 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content
-                        if isinstance(p, dict) and p.get("type") == "text")
+        return " ".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
     return ""
 
 
@@ -68,8 +105,9 @@ def _reject_cache_control(obj: Any, path: str) -> None:
     if isinstance(obj, dict):
         if "cache_control" in obj:
             name = f"{path}.cache_control" if path else "cache_control"
-            raise openai_error(f"Unknown parameter: '{name}'.", param=name,
-                               code="unknown_parameter")
+            raise openai_error(
+                f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter"
+            )
         for key, value in obj.items():
             if isinstance(value, list | dict):
                 _reject_cache_control(value, f"{path}.{key}" if path else key)
@@ -84,11 +122,17 @@ def _check_int_min(body: dict[str, Any], name: str, minimum: int) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise openai_error(
             f"Invalid type for '{name}': expected an integer, but got {type(value).__name__} "
-            "instead.", param=name, code="invalid_type")
+            "instead.",
+            param=name,
+            code="invalid_type",
+        )
     if value is not None and value < minimum:
         raise openai_error(
             f"Invalid '{name}': integer below minimum value. Expected a value >= {minimum}, "
-            f"but got {value} instead.", param=name, code="integer_below_min_value")
+            f"but got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
 
 
 def parse_chat(body: Any) -> Conversation:
@@ -104,15 +148,24 @@ def parse_chat(body: Any) -> Conversation:
         raise openai_error("you must provide a model parameter")
     messages = body.get("messages")
     if messages is None:
-        raise openai_error("Missing required parameter: 'messages'.", param="messages",
-                           code="missing_required_parameter")
+        raise openai_error(
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
     if not isinstance(messages, list):
-        raise openai_error("Invalid type for 'messages': expected an array of objects.",
-                           param="messages", code="invalid_type")
+        raise openai_error(
+            "Invalid type for 'messages': expected an array of objects.",
+            param="messages",
+            code="invalid_type",
+        )
     if not messages:
         raise openai_error(
             "Invalid 'messages': empty array. Expected an array with minimum length 1, but "
-            "got an empty array instead.", param="messages", code="empty_array")
+            "got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
     _check_int_min(body, "max_tokens", 1)
     _check_int_min(body, "max_completion_tokens", 1)
     temperature = body.get("temperature")
@@ -121,16 +174,22 @@ def parse_chat(body: Any) -> Conversation:
         raise openai_error(
             f"Invalid 'temperature': decimal {'above maximum' if above else 'below minimum'} "
             f"value. Expected a value {'<= 2' if above else '>= 0'}, but got {temperature} "
-            "instead.", param="temperature",
-            code="decimal_above_max_value" if above else "decimal_below_min_value")
+            "instead.",
+            param="temperature",
+            code="decimal_above_max_value" if above else "decimal_below_min_value",
+        )
     tools_raw = body.get("tools") or []
     for name in ("tool_choice", "parallel_tool_calls"):
         if body.get(name) is not None and not tools_raw:
-            raise openai_error(f"Invalid value for '{name}': '{name}' is only allowed when "
-                               "'tools' are specified.", param=name)
+            raise openai_error(
+                f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
+                param=name,
+            )
     if body.get("stream_options") is not None and not body.get("stream"):
-        raise openai_error("The 'stream_options' parameter is only allowed when 'stream' is "
-                           "enabled.", param="stream_options")
+        raise openai_error(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
     _reject_cache_control(messages, "messages")
     if tools_raw:
         _reject_cache_control(tools_raw, "tools")
@@ -141,14 +200,18 @@ def parse_chat(body: Any) -> Conversation:
         function = tool.get("function") if isinstance(tool, dict) else None
         name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str):
-            raise openai_error(f"Missing required parameter: 'tools[{i}].function.name'.",
-                               param=f"tools[{i}].function.name",
-                               code="missing_required_parameter")
+            raise openai_error(
+                f"Missing required parameter: 'tools[{i}].function.name'.",
+                param=f"tools[{i}].function.name",
+                code="missing_required_parameter",
+            )
         if not _TOOL_NAME.match(name):
             raise openai_error(
                 f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected "
                 "a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
-                param=f"tools[{i}].function.name", code="invalid_value")
+                param=f"tools[{i}].function.name",
+                code="invalid_value",
+            )
         tools.append((name, function.get("parameters") or {}))
         tokens = TOOL_DEFINITION_TOKENS + words(function.get("description") or "")
         units.append(Unit(tokens, tool))
@@ -160,14 +223,18 @@ def parse_chat(body: Any) -> Conversation:
         if role not in ROLES:
             raise openai_error(
                 f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', "
-                "'user', 'function', 'tool', and 'developer'.", param=f"messages[{i}].role",
-                code="invalid_value")
+                "'user', 'function', 'tool', and 'developer'.",
+                param=f"messages[{i}].role",
+                code="invalid_value",
+            )
         if role == "tool":
             call_id = message.get("tool_call_id")
             if call_id not in pending or call_id in answered:
                 raise openai_error(
                     "Invalid parameter: messages with role 'tool' must be a response to a "
-                    "preceeding message with 'tool_calls'.", param=f"messages.[{i}].role")
+                    "preceeding message with 'tool_calls'.",
+                    param=f"messages.[{i}].role",
+                )
             answered.add(call_id)
         else:
             _check_all_answered(pending, answered)
@@ -182,8 +249,9 @@ def parse_chat(body: Any) -> Conversation:
     _check_all_answered(pending, answered)
 
     last_kind, last_text = _last_turn(messages)
-    conv = Conversation(model=model, units=units, last_kind=last_kind, last_text=last_text,
-                        tools=tools)
+    conv = Conversation(
+        model=model, units=units, last_kind=last_kind, last_text=last_text, tools=tools
+    )
     choice = body.get("tool_choice")
     if choice in ("none", "required"):
         conv.tool_mode = choice
@@ -205,7 +273,8 @@ def _check_all_answered(pending: dict[str, int], answered: set[str]) -> None:
             "An assistant message with 'tool_calls' must be followed by tool messages "
             "responding to each 'tool_call_id'. The following tool_call_ids did not have "
             f"response messages: {', '.join(missing)}",
-            param=f"messages.[{pending[missing[0]]}].role")
+            param=f"messages.[{pending[missing[0]]}].role",
+        )
 
 
 def _last_turn(messages: list[dict[str, Any]]) -> tuple[str, str]:
@@ -237,57 +306,102 @@ def usage(prompt_tokens: int, cached_tokens: int, plan: Plan) -> dict[str, Any]:
         "total_tokens": prompt_tokens + plan.output_tokens,
         "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": plan.reasoning_tokens, "audio_tokens": 0,
-            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
+            "reasoning_tokens": plan.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
         },
     }
 
 
 def completion(model: str, plan: Plan, usage_obj: dict[str, Any]) -> bytes:
-    message: dict[str, Any] = {"role": "assistant", "content": plan.text, "refusal": None,
-                               "annotations": []}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": plan.text,
+        "refusal": None,
+        "annotations": [],
+    }
     if plan.tool_calls:
         message["content"] = plan.text or None
         message["tool_calls"] = [
-            {"id": new_call_id(), "type": "function",
-             "function": {"name": name, "arguments": arguments}}
+            {
+                "id": new_call_id(),
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
             for name, arguments in plan.tool_calls
         ]
-    return dumps({
-        "id": new_completion_id(), "object": "chat.completion", "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": FINISH_REASONS[plan.stop]}],
-        "usage": usage_obj, "service_tier": "default", "system_fingerprint": SYSTEM_FINGERPRINT,
-    })
+    return dumps(
+        {
+            "id": new_completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": FINISH_REASONS[plan.stop],
+                }
+            ],
+            "usage": usage_obj,
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+    )
 
 
-def stream_events(model: str, plan: Plan, usage_obj: dict[str, Any],
-                  include_usage: bool) -> list[bytes]:
+def stream_events(
+    model: str, plan: Plan, usage_obj: dict[str, Any], include_usage: bool
+) -> list[bytes]:
     """The SSE lines of a streamed reply, `data: [DONE]` included. Every chunk shares a
     head that is serialised once; only each delta is encoded per chunk."""
-    head = dumps({"id": new_completion_id(), "object": "chat.completion.chunk",
-                  "created": int(time.time()), "model": model, "service_tier": "default",
-                  "system_fingerprint": SYSTEM_FINGERPRINT})[:-1]
+    head = dumps(
+        {
+            "id": new_completion_id(),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+    )[:-1]
     prefix = b"data: " + head + b',"choices":[{"index":0,"delta":'
-    tail = b',"logprobs":null,"finish_reason":null}]' + (b',"usage":null' if include_usage
-                                                          else b"") + b"}\n\n"
+    tail = (
+        b',"logprobs":null,"finish_reason":null}]'
+        + (b',"usage":null' if include_usage else b"")
+        + b"}\n\n"
+    )
     events = [prefix + b'{"role":"assistant","content":"","refusal":null}' + tail]
     for chunk in plan.chunks:
         events.append(prefix + b'{"content":' + dumps(chunk) + b"}" + tail)
     for index, (name, arguments) in enumerate(plan.tool_calls):
-        first = {"index": index, "id": new_call_id(), "type": "function",
-                 "function": {"name": name, "arguments": ""}}
+        first = {
+            "index": index,
+            "id": new_call_id(),
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
         events.append(prefix + b'{"tool_calls":[' + dumps(first) + b"]}" + tail)
         for fragment in split_fragments(arguments):
-            events.append(prefix + b'{"tool_calls":[{"index":%d,"function":{"arguments":%s}}]}'
-                          % (index, dumps(fragment)) + tail)
+            events.append(
+                prefix
+                + b'{"tool_calls":[{"index":%d,"function":{"arguments":%s}}]}'
+                % (index, dumps(fragment))
+                + tail
+            )
     finish = FINISH_REASONS[plan.stop].encode()
-    events.append(prefix + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]'
-                  + (b',"usage":null' if include_usage else b"") + b"}\n\n")
+    events.append(
+        prefix
+        + b'{},"logprobs":null,"finish_reason":"'
+        + finish
+        + b'"}]'
+        + (b',"usage":null' if include_usage else b"")
+        + b"}\n\n"
+    )
     if include_usage:
-        events.append(b"data: " + head + b',"choices":[],"usage":' + dumps(usage_obj)
-                      + b"}\n\n")
+        events.append(b"data: " + head + b',"choices":[],"usage":' + dumps(usage_obj) + b"}\n\n")
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -297,7 +411,12 @@ def stream_error_event(body: dict[str, Any]) -> bytes:
 
 
 def models_list(models: list[str]) -> bytes:
-    return dumps({"object": "list", "data": [
-        {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
-        for model in models
-    ]})
+    return dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+                for model in models
+            ],
+        }
+    )

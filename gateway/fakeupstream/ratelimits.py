@@ -44,9 +44,11 @@ class RateLimitHeaders:
             self._anthropic = [
                 header
                 for kind, limit, remaining in ANTHROPIC_LIMITS
-                for header in ((prefix + kind + b"-limit", limit),
-                               (prefix + kind + b"-remaining", remaining),
-                               (prefix + kind + b"-reset", stamp))
+                for header in (
+                    (prefix + kind + b"-limit", limit),
+                    (prefix + kind + b"-remaining", remaining),
+                    (prefix + kind + b"-reset", stamp),
+                )
             ]
             self._second = now
         return self._anthropic

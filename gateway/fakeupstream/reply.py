@@ -95,8 +95,11 @@ def plan_reply(conv: Conversation) -> Plan:
 
     calls = _tool_calls(conv)
     if calls:
-        text = f"Calling {', '.join(name for name, _ in calls)}." \
-            if NARRATE_TRIGGER in conv.last_text.lower() else ""
+        text = (
+            f"Calling {', '.join(name for name, _ in calls)}."
+            if NARRATE_TRIGGER in conv.last_text.lower()
+            else ""
+        )
     elif conv.last_kind == "tool_result":
         text = f"Tool result: {conv.last_text}"
     else:

@@ -24,8 +24,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-_INT_FIELDS = ("status", "delay_ms", "drop_after_chunks", "stream_error_after_chunks",
-               "chunk_delay_ms")
+_INT_FIELDS = (
+    "status",
+    "delay_ms",
+    "drop_after_chunks",
+    "stream_error_after_chunks",
+    "chunk_delay_ms",
+)
 _KNOWN = {*_INT_FIELDS, "headers", "body", "hang"}
 
 
@@ -63,8 +68,7 @@ class Behaviour:
         if not isinstance(headers, dict):
             raise ValueError("headers must be an object of header name -> value")
         fields["headers"] = tuple(
-            (str(k).lower().encode("latin-1"), str(v).encode("latin-1"))
-            for k, v in headers.items()
+            (str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()
         )
         body = raw.get("body")
         if body is not None and not isinstance(body, dict | str):

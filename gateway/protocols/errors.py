@@ -82,7 +82,11 @@ class GatewayError(Exception):
 
 
 def openai_error_body(
-    status: int, message: str, *, type: str | None = None, code: str | None = None,
+    status: int,
+    message: str,
+    *,
+    type: str | None = None,
+    code: str | None = None,
     param: str | None = None,
 ) -> dict[str, Any]:
     return {
@@ -100,8 +104,10 @@ def anthropic_error_body(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "error",
-        "error": {"type": type or ANTHROPIC_TYPE_BY_STATUS.get(status, "api_error"),
-                  "message": message},
+        "error": {
+            "type": type or ANTHROPIC_TYPE_BY_STATUS.get(status, "api_error"),
+            "message": message,
+        },
     }
     if request_id:
         body["request_id"] = request_id

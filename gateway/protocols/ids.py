@@ -44,7 +44,7 @@ def _plain_rest(text: str, prefix: str) -> str | None:
     """`r` when `text` is prefix + r in the plain class, else None."""
     if not text.startswith(prefix):
         return None
-    rest = text[len(prefix):]
+    rest = text[len(prefix) :]
     if rest and not rest.startswith(_MARK) and _is_id_chars(rest):
         return rest
     return None
@@ -69,10 +69,10 @@ def _decode_anthropic(value: str) -> str | None:
     """The OpenAI-side string an encoded Anthropic id carries (before checking that
     it is residual there)."""
     if value.startswith(_ANTHROPIC_PREFIX + _VERBATIM):
-        inner = value[len(_ANTHROPIC_PREFIX + _VERBATIM):]
+        inner = value[len(_ANTHROPIC_PREFIX + _VERBATIM) :]
         return inner if inner and _is_id_chars(inner) else None
     if value.startswith(_ANTHROPIC_PREFIX + _BASE64):
-        inner = _b64decode(value[len(_ANTHROPIC_PREFIX + _BASE64):])
+        inner = _b64decode(value[len(_ANTHROPIC_PREFIX + _BASE64) :])
         # Strings made only of id characters are always sent verbatim.
         return inner if inner is not None and not (inner and _is_id_chars(inner)) else None
     return None
@@ -80,7 +80,7 @@ def _decode_anthropic(value: str) -> str | None:
 
 def _decode_openai(value: str) -> str | None:
     if value.startswith(_OPENAI_PREFIX + _VERBATIM):
-        inner = value[len(_OPENAI_PREFIX + _VERBATIM):]
+        inner = value[len(_OPENAI_PREFIX + _VERBATIM) :]
         return inner if inner and _is_id_chars(inner) else None
     return None
 

@@ -26,7 +26,10 @@ class OpenAIPassthroughStream:
     usage chunk is shown to the client (with cost added) only if it asked for it."""
 
     def __init__(
-        self, *, include_usage: bool, input_tokens_estimate: int,
+        self,
+        *,
+        include_usage: bool,
+        input_tokens_estimate: int,
         usage_hook: UsageHook | None = None,
     ) -> None:
         self.include_usage = include_usage
@@ -54,7 +57,8 @@ class OpenAIPassthroughStream:
             if not isinstance(payload, dict):
                 payload = {"message": str(payload)}
             self.error = UpstreamError(
-                status=502, type=str(payload.get("type") or ""),
+                status=502,
+                type=str(payload.get("type") or ""),
                 message=str(payload.get("message") or "upstream stream error"),
             )
             self.done = True
@@ -95,10 +99,16 @@ class OpenAIPassthroughStream:
             self.usage_estimated = True
             extra = self._hook(self.usage)
             if self.include_usage:
-                out.append(sse_encode({
-                    **self._last, "object": "chat.completion.chunk", "choices": [],
-                    "usage": {**self.usage.to_openai(), **extra},
-                }))
+                out.append(
+                    sse_encode(
+                        {
+                            **self._last,
+                            "object": "chat.completion.chunk",
+                            "choices": [],
+                            "usage": {**self.usage.to_openai(), **extra},
+                        }
+                    )
+                )
         out.append(SSE_DONE)
         return out
 

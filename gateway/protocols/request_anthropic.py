@@ -40,7 +40,7 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
 }
 _WHY = {
     "n": "Anthropic returns one choice per request: send n=1 (or omit it) and make "
-         "several requests instead.",
+    "several requests instead.",
     "functions": "The legacy `functions` field is not supported: use `tools`.",
     "function_call": "The legacy `function_call` field is not supported: use `tool_choice`.",
 }
@@ -52,9 +52,11 @@ def anthropic_request_from_openai(
     """Translate an OpenAI chat completion request for an Anthropic upstream."""
     _reject_untranslatable(body)
     requested = requested_max_tokens(
-        body["max_completion_tokens"] if body.get("max_completion_tokens") is not None
+        body["max_completion_tokens"]
+        if body.get("max_completion_tokens") is not None
         else body.get("max_tokens"),
-        param="max_completion_tokens" if body.get("max_completion_tokens") is not None
+        param="max_completion_tokens"
+        if body.get("max_completion_tokens") is not None
         else "max_tokens",
     )
     out: dict[str, Any] = {
@@ -100,14 +102,18 @@ def _reject_untranslatable(body: dict[str, Any]) -> None:
         value = body.get(field)
         if value not in neutral:
             raise TranslationError(
-                _WHY.get(field, f"`{field}` has no equivalent for this model "
-                                "(served through Anthropic's Messages API): remove it."),
+                _WHY.get(
+                    field,
+                    f"`{field}` has no equivalent for this model "
+                    "(served through Anthropic's Messages API): remove it.",
+                ),
                 param=field,
             )
     modalities = body.get("modalities")
     if modalities not in (None, [], ["text"]):
-        raise TranslationError("This model only produces text: set modalities to ['text'].",
-                               param="modalities")
+        raise TranslationError(
+            "This model only produces text: set modalities to ['text'].", param="modalities"
+        )
 
 
 # --- messages -----------------------------------------------------------------------
@@ -132,7 +138,8 @@ def _messages(raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         else:
             raise TranslationError(
                 f"Message role {role!r} is not supported (use system, developer, user, "
-                "assistant or tool).", param=f"{param}.role",
+                "assistant or tool).",
+                param=f"{param}.role",
             )
     turns = [turn for turn in turns if turn["content"]]
     if not turns:
@@ -176,8 +183,9 @@ def _system_blocks(message: dict[str, Any], param: str) -> list[dict[str, Any]]:
     blocks = []
     for index, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") != "text":
-            raise TranslationError("System messages may only contain text parts.",
-                                   param=f"{param}.content[{index}]")
+            raise TranslationError(
+                "System messages may only contain text parts.", param=f"{param}.content[{index}]"
+            )
         if not is_blank(part.get("text")):
             blocks.append(with_cache_control({"type": "text", "text": part["text"]}, part))
     return _mark_last(blocks, message)
@@ -189,8 +197,9 @@ def _user_blocks(message: dict[str, Any], param: str) -> list[dict[str, Any]]:
         blocks = [] if is_blank(content) else [{"type": "text", "text": content}]
         return _mark_last(blocks, message)
     if not isinstance(content, list):
-        raise TranslationError("User message content must be a string or a list of parts.",
-                               param=f"{param}.content")
+        raise TranslationError(
+            "User message content must be a string or a list of parts.", param=f"{param}.content"
+        )
     blocks = []
     for index, part in enumerate(content):
         block = _user_part(part, f"{param}.content[{index}]")
@@ -215,22 +224,27 @@ def _user_part(part: Any, param: str) -> dict[str, Any] | None:
         if media_type not in ANTHROPIC_IMAGE_TYPES:
             raise TranslationError(
                 f"Image type {media_type!r} is not supported by this model (use JPEG, PNG, "
-                "GIF or WebP).", param=f"{param}.image_url.url",
+                "GIF or WebP).",
+                param=f"{param}.image_url.url",
             )
-        return {"type": "image",
-                "source": {"type": "base64", "media_type": media_type, "data": data}}
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
     if kind == "file":
         file = part.get("file") or {}
         data_url = file.get("file_data")
         if not isinstance(data_url, str):
             raise TranslationError(
                 "Files must be sent inline as `file.file_data` (a base64 data URL); file "
-                "ids are not supported for this model.", param=param,
+                "ids are not supported for this model.",
+                param=param,
             )
         media_type, data = parse_data_url(data_url, param=f"{param}.file.file_data")
         if media_type != "application/pdf":
-            raise TranslationError("Only PDF files are supported for this model.",
-                                   param=f"{param}.file.file_data")
+            raise TranslationError(
+                "Only PDF files are supported for this model.", param=f"{param}.file.file_data"
+            )
         block: dict[str, Any] = {
             "type": "document",
             "source": {"type": "base64", "media_type": media_type, "data": data},
@@ -238,8 +252,9 @@ def _user_part(part: Any, param: str) -> dict[str, Any] | None:
         if file.get("filename"):
             block["title"] = file["filename"]
         return block
-    raise TranslationError(f"Content part type {kind!r} is not supported for this model.",
-                           param=param)
+    raise TranslationError(
+        f"Content part type {kind!r} is not supported for this model.", param=param
+    )
 
 
 def _assistant_blocks(message: dict[str, Any], param: str) -> list[dict[str, Any]]:
@@ -276,8 +291,13 @@ def _thinking_blocks(details: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             continue
         if item.get("type") == "reasoning.text" and item.get("signature"):
-            blocks.append({"type": "thinking", "thinking": str(item.get("text") or ""),
-                           "signature": item["signature"]})
+            blocks.append(
+                {
+                    "type": "thinking",
+                    "thinking": str(item.get("text") or ""),
+                    "signature": item["signature"],
+                }
+            )
         elif item.get("type") == "reasoning.encrypted" and item.get("data"):
             blocks.append({"type": "redacted_thinking", "data": item["data"]})
     return blocks
@@ -299,27 +319,34 @@ def _tool_use(call: Any, param: str) -> dict[str, Any]:
                 param=f"{param}.function.arguments",
             ) from None
     if not isinstance(parsed, dict):
-        raise TranslationError("Tool call arguments must be a JSON object.",
-                               param=f"{param}.function.arguments")
+        raise TranslationError(
+            "Tool call arguments must be a JSON object.", param=f"{param}.function.arguments"
+        )
     if not isinstance(call.get("id"), str) or not function.get("name"):
         raise TranslationError("Tool calls need an `id` and a `function.name`.", param=param)
-    return {"type": "tool_use", "id": tool_id_to_anthropic(call["id"]),
-            "name": function["name"], "input": parsed}
+    return {
+        "type": "tool_use",
+        "id": tool_id_to_anthropic(call["id"]),
+        "name": function["name"],
+        "input": parsed,
+    }
 
 
 def _tool_result(message: dict[str, Any], param: str) -> dict[str, Any]:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str):
-        raise TranslationError("Tool messages need a `tool_call_id`.",
-                               param=f"{param}.tool_call_id")
+        raise TranslationError(
+            "Tool messages need a `tool_call_id`.", param=f"{param}.tool_call_id"
+        )
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_id_to_anthropic(call_id)}
     content = message.get("content")
     if isinstance(content, list):
         parts = []
         for index, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text":
-                raise TranslationError("Tool messages may only contain text parts.",
-                                       param=f"{param}.content[{index}]")
+                raise TranslationError(
+                    "Tool messages may only contain text parts.", param=f"{param}.content[{index}]"
+                )
             if not is_blank(part.get("text")):
                 parts.append(with_cache_control({"type": "text", "text": part["text"]}, part))
         if parts:
@@ -338,8 +365,11 @@ def _check_tool_pairs(turns: list[dict[str, Any]]) -> None:
     for index, turn in enumerate(turns):
         results = {b["tool_use_id"] for b in turn["content"] if b["type"] == "tool_result"}
         previous = turns[index - 1] if index else None
-        asked = ({b["id"] for b in previous["content"] if b["type"] == "tool_use"}
-                 if previous and previous["role"] == "assistant" else set())
+        asked = (
+            {b["id"] for b in previous["content"] if b["type"] == "tool_use"}
+            if previous and previous["role"] == "assistant"
+            else set()
+        )
         if results - asked:
             raise TranslationError(
                 "A tool message answers a tool call that is not in the assistant message "
@@ -350,8 +380,11 @@ def _check_tool_pairs(turns: list[dict[str, Any]]) -> None:
         if turn["role"] == "assistant":
             calls = [b["id"] for b in turn["content"] if b["type"] == "tool_use"]
             following = turns[index + 1] if index + 1 < len(turns) else None
-            answered = ({b["tool_use_id"] for b in following["content"]
-                         if b["type"] == "tool_result"} if following else set())
+            answered = (
+                {b["tool_use_id"] for b in following["content"] if b["type"] == "tool_result"}
+                if following
+                else set()
+            )
             missing = [call for call in calls if call not in answered]
             if missing:
                 raise TranslationError(
@@ -366,7 +399,12 @@ def _history_has_tools(turns: list[dict[str, Any]]) -> bool:
 
 
 def _stub_tools(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    names = dict.fromkeys(b["name"] for t in turns for b in t["content"]
-                          if b["type"] == "tool_use")
-    return [{"name": name, "description": "A tool used earlier in this conversation.",
-             "input_schema": {"type": "object"}} for name in names]
+    names = dict.fromkeys(b["name"] for t in turns for b in t["content"] if b["type"] == "tool_use")
+    return [
+        {
+            "name": name,
+            "description": "A tool used earlier in this conversation.",
+            "input_schema": {"type": "object"},
+        }
+        for name in names
+    ]

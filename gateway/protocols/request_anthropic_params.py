@@ -32,15 +32,16 @@ def tools(raw: Any) -> list[dict[str, Any]]:
     for index, tool in enumerate(raw):
         param = f"tools[{index}]"
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            raise TranslationError("Only function tools are supported for this model.",
-                                   param=param)
+            raise TranslationError("Only function tools are supported for this model.", param=param)
         function = tool.get("function") or {}
         if not function.get("name"):
             raise TranslationError("Each tool needs `function.name`.", param=f"{param}.function")
         schema = copy.deepcopy(function.get("parameters") or {})
         if not isinstance(schema, dict):
-            raise TranslationError("`function.parameters` must be a JSON schema object.",
-                                   param=f"{param}.function.parameters")
+            raise TranslationError(
+                "`function.parameters` must be a JSON schema object.",
+                param=f"{param}.function.parameters",
+            )
         schema.setdefault("type", "object")
         # `strict` is not forwarded: see docs/protocols.md (Anthropic's strict tool use
         # has model and schema-complexity limits that would refuse working requests).
@@ -64,13 +65,12 @@ def tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     elif isinstance(choice, dict) and choice.get("type") == "function":
         name = (choice.get("function") or {}).get("name")
         if not name:
-            raise TranslationError("`tool_choice.function.name` is required.",
-                                   param="tool_choice")
+            raise TranslationError("`tool_choice.function.name` is required.", param="tool_choice")
         result = {"type": "tool", "name": name}
     else:
         raise TranslationError(
-            "tool_choice must be 'auto', 'none', 'required' or a named function for this "
-            "model.", param="tool_choice",
+            "tool_choice must be 'auto', 'none', 'required' or a named function for this model.",
+            param="tool_choice",
         )
     if parallel is False:
         if result is None:
@@ -111,15 +111,20 @@ def response_format(fmt: Any, out: dict[str, Any]) -> None:
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         schema = (fmt.get("json_schema") or {}).get("schema")
         if not isinstance(schema, dict):
-            raise TranslationError("`response_format.json_schema.schema` is required.",
-                                   param="response_format.json_schema.schema")
+            raise TranslationError(
+                "`response_format.json_schema.schema` is required.",
+                param="response_format.json_schema.schema",
+            )
         out.setdefault("output_config", {})["format"] = {
-            "type": "json_schema", "schema": copy.deepcopy(schema)}
+            "type": "json_schema",
+            "schema": copy.deepcopy(schema),
+        }
         return
     if isinstance(fmt, dict) and fmt.get("type") == "json_object":
         raise TranslationError(
             "JSON mode (`json_object`) has no equivalent for this model: use "
-            "response_format type `json_schema` with a schema.", param="response_format",
+            "response_format type `json_schema` with a schema.",
+            param="response_format",
         )
     raise TranslationError("Unsupported `response_format`.", param="response_format")
 
@@ -136,7 +141,8 @@ def reasoning(effort: Any, out: dict[str, Any], upstream_model: str) -> None:
     if choice in ("any", "tool"):
         raise TranslationError(
             "This model cannot reason while forced to call a tool: with reasoning_effort "
-            "set, tool_choice must be 'auto' or 'none'.", param="tool_choice",
+            "set, tool_choice must be 'auto' or 'none'.",
+            param="tool_choice",
         )
     if _mid_tool_loop_without_thinking(out["messages"]):
         # Anthropic needs the turn's signed thinking block back to continue a tool loop
@@ -162,8 +168,7 @@ def reasoning(effort: Any, out: dict[str, Any], upstream_model: str) -> None:
 
 
 def _mid_tool_loop_without_thinking(turns: list[dict[str, Any]]) -> bool:
-    last = next((i for i in range(len(turns) - 1, -1, -1)
-                 if turns[i]["role"] == "assistant"), None)
+    last = next((i for i in range(len(turns) - 1, -1, -1) if turns[i]["role"] == "assistant"), None)
     if last is None or last != len(turns) - 2:
         return False
     content = turns[last]["content"]

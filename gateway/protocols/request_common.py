@@ -17,7 +17,10 @@ class TranslationError(GatewayError):
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(
-            status=400, message=message, code="untranslatable_request", param=param,
+            status=400,
+            message=message,
+            code="untranslatable_request",
+            param=param,
             type="invalid_request_error",
         )
 
@@ -123,7 +126,8 @@ def parse_data_url(url: str, *, param: str) -> tuple[str, str]:
     if not match or ";base64" not in match.group(2):
         raise TranslationError(
             "Only base64 data URLs (data:<type>;base64,...) or http(s) URLs can be sent "
-            "to this model.", param=param,
+            "to this model.",
+            param=param,
         )
     return match.group(1).strip().lower(), match.group(3)
 

@@ -38,13 +38,15 @@ def openai_request_from_anthropic(
         if body.get(field) not in (None, [], {}):
             raise TranslationError(
                 f"`{field}` has no equivalent for this model (served through an OpenAI-"
-                "compatible API): remove it.", param=field,
+                "compatible API): remove it.",
+                param=field,
             )
     raw_max = body.get("max_tokens")
     if raw_max == 0:
         raise TranslationError(
             "max_tokens 0 (prompt-cache pre-warming) is not available for this model: "
-            "its upstream caches prompts automatically.", param="max_tokens",
+            "its upstream caches prompts automatically.",
+            param="max_tokens",
         )
     requested = requested_max_tokens(raw_max, param="max_tokens")
     out: dict[str, Any] = {"model": upstream_model, "messages": []}
@@ -62,8 +64,9 @@ def openai_request_from_anthropic(
     stops = body.get("stop_sequences")
     if stops:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-            raise TranslationError("`stop_sequences` must be a list of strings.",
-                                   param="stop_sequences")
+            raise TranslationError(
+                "`stop_sequences` must be a list of strings.", param="stop_sequences"
+            )
         if len(stops) > _OPENAI_MAX_STOP:
             raise TranslationError(
                 f"This model accepts at most {_OPENAI_MAX_STOP} stop sequences.",
@@ -77,13 +80,22 @@ def openai_request_from_anthropic(
     output_config = body.get("output_config") or {}
     fmt = output_config.get("format") or body.get("output_format")
     if fmt:
-        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(
-            fmt.get("schema"), dict
+        if (
+            not isinstance(fmt, dict)
+            or fmt.get("type") != "json_schema"
+            or not isinstance(fmt.get("schema"), dict)
         ):
-            raise TranslationError("`output_config.format` must be a json_schema format.",
-                                   param="output_config.format")
-        out["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": "response", "schema": copy.deepcopy(fmt["schema"]), "strict": True}}
+            raise TranslationError(
+                "`output_config.format` must be a json_schema format.", param="output_config.format"
+            )
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "response",
+                "schema": copy.deepcopy(fmt["schema"]),
+                "strict": True,
+            },
+        }
     effort = _reasoning_effort(body.get("thinking"), output_config.get("effort"))
     if effort and openai_model_accepts_reasoning(upstream_model):
         out["reasoning_effort"] = effort
@@ -108,13 +120,13 @@ def _system(system: Any) -> dict[str, Any] | None:
     if isinstance(system, str):
         return {"role": "system", "content": system}
     if not isinstance(system, list):
-        raise TranslationError("`system` must be a string or a list of text blocks.",
-                               param="system")
+        raise TranslationError(
+            "`system` must be a string or a list of text blocks.", param="system"
+        )
     parts = []
     for index, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
-            raise TranslationError("System blocks must be text blocks.",
-                                   param=f"system[{index}]")
+            raise TranslationError("System blocks must be text blocks.", param=f"system[{index}]")
         parts.append({"type": "text", "text": block.get("text") or ""})
     return {"role": "system", "content": parts}
 
@@ -128,18 +140,19 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise TranslationError("Each message must be an object.", param=param)
         role, content = message.get("role"), message.get("content")
-        blocks = ([{"type": "text", "text": content}] if isinstance(content, str)
-                  else content)
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if not isinstance(blocks, list):
-            raise TranslationError("`content` must be a string or a list of blocks.",
-                                   param=f"{param}.content")
+            raise TranslationError(
+                "`content` must be a string or a list of blocks.", param=f"{param}.content"
+            )
         if role == "user":
             out.extend(_user(blocks, param, plain=isinstance(content, str)))
         elif role == "assistant":
             out.append(_assistant(blocks, param))
         else:
-            raise TranslationError("Message role must be 'user' or 'assistant'.",
-                                   param=f"{param}.role")
+            raise TranslationError(
+                "Message role must be 'user' or 'assistant'.", param=f"{param}.role"
+            )
     return out
 
 
@@ -187,8 +200,9 @@ def _user_part(block: Any, kind: str | None, param: str) -> dict[str, Any] | Non
         )
     if kind in ("thinking", "redacted_thinking"):
         return None
-    raise TranslationError(f"Content block type {kind!r} is not supported for this model.",
-                           param=param)
+    raise TranslationError(
+        f"Content block type {kind!r} is not supported for this model.", param=param
+    )
 
 
 def _image_url(block: dict[str, Any], param: str) -> str:
@@ -197,8 +211,9 @@ def _image_url(block: dict[str, Any], param: str) -> str:
         return f"data:{source.get('media_type')};base64,{source.get('data')}"
     if source.get("type") == "url" and isinstance(source.get("url"), str):
         return str(source["url"])
-    raise TranslationError("Images must have a base64 or url source for this model.",
-                           param=f"{param}.source")
+    raise TranslationError(
+        "Images must have a base64 or url source for this model.", param=f"{param}.source"
+    )
 
 
 def _tool_result(block: dict[str, Any], param: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -215,16 +230,21 @@ def _tool_result(block: dict[str, Any], param: str) -> tuple[dict[str, Any], lis
             if kind == "text":
                 texts.append(item.get("text") or "")
             elif kind == "image":
-                images.append({"type": "image_url", "image_url": {
-                    "url": _image_url(item, f"{param}.content[{index}]")}})
+                images.append(
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": _image_url(item, f"{param}.content[{index}]")},
+                    }
+                )
             else:
                 raise TranslationError(
                     f"Tool result block type {kind!r} is not supported for this model.",
                     param=f"{param}.content[{index}]",
                 )
     elif content is not None:
-        raise TranslationError("Tool result content must be text or blocks.",
-                               param=f"{param}.content")
+        raise TranslationError(
+            "Tool result content must be text or blocks.", param=f"{param}.content"
+        )
     text = "\n".join(texts)
     if block.get("is_error"):
         # Chat Completions has no error flag on tool results; say it in the text.
@@ -246,13 +266,16 @@ def _assistant(blocks: list[Any], param: str) -> dict[str, Any]:
         elif kind == "tool_use":
             if not _OPENAI_TOOL_NAME.match(str(block.get("name") or "")):
                 raise TranslationError(_NAME_RULE, param=f"{param}.content[{index}].name")
-            calls.append({
-                "id": tool_id_to_openai(str(block.get("id") or "")),
-                "type": "function",
-                "function": {"name": block["name"],
-                             "arguments": json.dumps(block.get("input") or {},
-                                                     ensure_ascii=False)},
-            })
+            calls.append(
+                {
+                    "id": tool_id_to_openai(str(block.get("id") or "")),
+                    "type": "function",
+                    "function": {
+                        "name": block["name"],
+                        "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
+                    },
+                }
+            )
         elif kind in ("thinking", "redacted_thinking"):
             # Chat Completions takes no reasoning back; the signature is Anthropic's.
             continue
@@ -262,16 +285,14 @@ def _assistant(blocks: list[Any], param: str) -> dict[str, Any]:
                 param=f"{param}.content[{index}]",
             )
     text = "".join(texts)
-    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls
-                               else None}
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
     return message
 
 
 # --- tools --------------------------------------------------------------------------
-_NAME_RULE = ("Tool names must be 1-64 letters, digits, underscores or dashes for this "
-              "model.")
+_NAME_RULE = "Tool names must be 1-64 letters, digits, underscores or dashes for this model."
 
 
 def _tools(raw: Any) -> list[dict[str, Any]]:
@@ -286,7 +307,8 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
             kind = tool.get("type") if isinstance(tool, dict) else None
             raise TranslationError(
                 f"Server tool {kind!r} runs only on Anthropic's platform and is not "
-                "available for this model.", param=param,
+                "available for this model.",
+                param=param,
             )
         name = tool.get("name")
         if not isinstance(name, str) or not _OPENAI_TOOL_NAME.match(name):
@@ -331,8 +353,9 @@ def _reasoning_effort(thinking: Any, effort: Any) -> str | None:
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
         if isinstance(budget, bool) or not isinstance(budget, int):
-            raise TranslationError("`thinking.budget_tokens` must be an integer.",
-                                   param="thinking.budget_tokens")
+            raise TranslationError(
+                "`thinking.budget_tokens` must be an integer.", param="thinking.budget_tokens"
+            )
         return effort or openai_effort_from_budget(budget)
     # Adaptive thinking, or no thinking with an effort: OpenAI's efforts share names.
     return effort

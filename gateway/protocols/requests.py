@@ -51,7 +51,8 @@ def openai_request_prepare(
     if isinstance(body.get("tools"), list):
         out["tools"] = [
             {k: v for k, v in tool.items() if k != "cache_control"}
-            if isinstance(tool, dict) else tool
+            if isinstance(tool, dict)
+            else tool
             for tool in body["tools"]
         ]
     for field in ("max_tokens", "max_completion_tokens"):
@@ -73,7 +74,8 @@ def _openai_message(message: Any) -> Any:
     if isinstance(content, list):
         out["content"] = [
             {k: v for k, v in part.items() if k != "cache_control"}
-            if isinstance(part, dict) else part
+            if isinstance(part, dict)
+            else part
             for part in content
         ]
     return out
@@ -92,10 +94,7 @@ def anthropic_request_prepare(
     out = dict(body)
     out["model"] = upstream_model
     value = body.get("max_tokens")
-    if (
-        value is None or isinstance(value, bool) or not isinstance(value, (int, float))
-        or value < 0
-    ):
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         out["max_tokens"] = max_output_tokens
     if isinstance(body.get("messages"), list) and any(
         _has_unsigned_thinking(m) for m in body["messages"]
@@ -105,14 +104,18 @@ def anthropic_request_prepare(
 
 
 def _is_unsigned_thinking(block: Any) -> bool:
-    return (isinstance(block, dict) and block.get("type") == "thinking"
-            and not block.get("signature"))
+    return (
+        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+    )
 
 
 def _has_unsigned_thinking(message: Any) -> bool:
-    return (isinstance(message, dict) and message.get("role") == "assistant"
-            and isinstance(message.get("content"), list)
-            and any(_is_unsigned_thinking(b) for b in message["content"]))
+    return (
+        isinstance(message, dict)
+        and message.get("role") == "assistant"
+        and isinstance(message.get("content"), list)
+        and any(_is_unsigned_thinking(b) for b in message["content"])
+    )
 
 
 def _without_unsigned_thinking(message: Any) -> Any:

@@ -59,12 +59,20 @@ def anthropic_id_from_openai(completion_id: str | None) -> str:
 def reasoning_detail(index: int, block: dict[str, Any]) -> dict[str, Any] | None:
     """One Anthropic thinking block as an OpenRouter-style reasoning_details item."""
     if block.get("type") == "thinking":
-        return {"type": "reasoning.text", "text": block.get("thinking") or "",
-                "signature": block.get("signature") or None, "format": REASONING_FORMAT,
-                "index": index}
+        return {
+            "type": "reasoning.text",
+            "text": block.get("thinking") or "",
+            "signature": block.get("signature") or None,
+            "format": REASONING_FORMAT,
+            "index": index,
+        }
     if block.get("type") == "redacted_thinking":
-        return {"type": "reasoning.encrypted", "data": block.get("data") or "",
-                "format": REASONING_FORMAT, "index": index}
+        return {
+            "type": "reasoning.encrypted",
+            "data": block.get("data") or "",
+            "format": REASONING_FORMAT,
+            "index": index,
+        }
     return None
 
 
@@ -96,13 +104,16 @@ def openai_response_from_anthropic(
         if kind == "text":
             texts.append(block.get("text") or "")
         elif kind == "tool_use":
-            calls.append({
-                "id": tool_id_to_openai(str(block.get("id") or "")),
-                "type": "function",
-                "function": {"name": block.get("name") or "",
-                             "arguments": json.dumps(block.get("input") or {},
-                                                     ensure_ascii=False)},
-            })
+            calls.append(
+                {
+                    "id": tool_id_to_openai(str(block.get("id") or "")),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name") or "",
+                        "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
+                    },
+                }
+            )
         elif kind in ("thinking", "redacted_thinking"):
             if kind == "thinking":
                 thinking.append(block.get("thinking") or "")
@@ -128,12 +139,14 @@ def openai_response_from_anthropic(
         "object": "chat.completion",
         "created": int(time.time()) if created is None else created,
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "finish_reason": finish_reason(resp.get("stop_reason")),
-            "logprobs": None,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason(resp.get("stop_reason")),
+                "logprobs": None,
+            }
+        ],
         "usage": Usage.from_anthropic(resp.get("usage")).to_openai(),
     }
 
@@ -159,12 +172,14 @@ def anthropic_response_from_openai(resp: dict[str, Any], *, model: str) -> dict[
         content.append({"type": "text", "text": refusal})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        content.append({
-            "type": "tool_use",
-            "id": tool_id_to_anthropic(str(call.get("id") or "")),
-            "name": function.get("name") or "",
-            "input": parse_tool_arguments(function.get("arguments")),
-        })
+        content.append(
+            {
+                "type": "tool_use",
+                "id": tool_id_to_anthropic(str(call.get("id") or "")),
+                "name": function.get("name") or "",
+                "input": parse_tool_arguments(function.get("arguments")),
+            }
+        )
     return {
         "id": anthropic_id_from_openai(resp.get("id")),
         "type": "message",

@@ -75,8 +75,11 @@ def _parse_event(raw: bytes) -> SSEEvent | None:
     if raw.startswith(b"event: "):
         first = raw.find(b"\n")
         if raw.startswith(b"data: ", first + 1) and raw.find(b"\n", first + 1) == last:
-            return SSEEvent(event=raw[7:first].decode("utf-8", "replace"),
-                            data=raw[first + 7:last].decode("utf-8", "replace"), raw=raw)
+            return SSEEvent(
+                event=raw[7:first].decode("utf-8", "replace"),
+                data=raw[first + 7 : last].decode("utf-8", "replace"),
+                raw=raw,
+            )
     return _parse_event_lines(raw)
 
 

@@ -56,7 +56,11 @@ class AnthropicToOpenAIStream:
     message_stop. Pings are dropped."""
 
     def __init__(
-        self, *, model: str, include_usage: bool, usage_hook: UsageHook | None = None,
+        self,
+        *,
+        model: str,
+        include_usage: bool,
+        usage_hook: UsageHook | None = None,
         created: int | None = None,
     ) -> None:
         self.model = model
@@ -80,12 +84,17 @@ class AnthropicToOpenAIStream:
         return self._deltas
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse_encode({
-            "id": self._id, "object": "chat.completion.chunk", "created": self._created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                         "logprobs": None}],
-        })
+        return sse_encode(
+            {
+                "id": self._id,
+                "object": "chat.completion.chunk",
+                "created": self._created,
+                "model": self.model,
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                ],
+            }
+        )
 
     def _content(self, delta: dict[str, Any]) -> list[bytes]:
         self.emitted_content = True
@@ -117,22 +126,31 @@ class AnthropicToOpenAIStream:
     def _on_content_block_start(self, data: dict[str, Any]) -> list[bytes]:
         out = self._start()
         block = data.get("content_block") or {}
-        state: dict[str, Any] = {"type": block.get("type"), "args": False,
-                                 "thinking": block.get("thinking") or "",
-                                 "signature": block.get("signature") or "",
-                                 "data": block.get("data")}
+        state: dict[str, Any] = {
+            "type": block.get("type"),
+            "args": False,
+            "thinking": block.get("thinking") or "",
+            "signature": block.get("signature") or "",
+            "data": block.get("data"),
+        }
         self._blocks[int(data.get("index") or 0)] = state
         if block.get("type") == "text" and block.get("text"):
             out += self._content({"content": block["text"]})
         elif block.get("type") == "tool_use":
             state["tool"] = self._next_tool
             self._next_tool += 1
-            out += self._content({"tool_calls": [{
-                "index": state["tool"],
-                "id": tool_id_to_openai(str(block.get("id") or "")),
-                "type": "function",
-                "function": {"name": block.get("name") or "", "arguments": ""},
-            }]})
+            out += self._content(
+                {
+                    "tool_calls": [
+                        {
+                            "index": state["tool"],
+                            "id": tool_id_to_openai(str(block.get("id") or "")),
+                            "type": "function",
+                            "function": {"name": block.get("name") or "", "arguments": ""},
+                        }
+                    ]
+                }
+            )
         elif block.get("type") == "thinking" and block.get("thinking"):
             out += self._content({"reasoning_content": block["thinking"]})
         return out
@@ -146,8 +164,13 @@ class AnthropicToOpenAIStream:
             out += self._content({"content": delta["text"]})
         elif kind == "input_json_delta" and "tool" in state and delta.get("partial_json"):
             state["args"] = True
-            out += self._content({"tool_calls": [{
-                "index": state["tool"], "function": {"arguments": delta["partial_json"]}}]})
+            out += self._content(
+                {
+                    "tool_calls": [
+                        {"index": state["tool"], "function": {"arguments": delta["partial_json"]}}
+                    ]
+                }
+            )
         elif kind == "thinking_delta" and delta.get("thinking"):
             state["thinking"] = state.get("thinking", "") + delta["thinking"]
             out += self._content({"reasoning_content": delta["thinking"]})
@@ -160,8 +183,9 @@ class AnthropicToOpenAIStream:
         if not state:
             return []
         if "tool" in state and not state["args"]:
-            return self._content({"tool_calls": [{
-                "index": state["tool"], "function": {"arguments": "{}"}}]})
+            return self._content(
+                {"tool_calls": [{"index": state["tool"], "function": {"arguments": "{}"}}]}
+            )
         if state["type"] in ("thinking", "redacted_thinking"):
             # The whole signed block once, so the client can send it back next turn.
             detail = reasoning_detail(self._reasoning_index, state)
@@ -187,8 +211,9 @@ class AnthropicToOpenAIStream:
         error = data.get("error") or {}
         kind = str(error.get("type") or "api_error")
         status = STATUS_BY_ANTHROPIC_TYPE.get(kind, 502)
-        self.error = UpstreamError(status=status, type=kind,
-                                   message=str(error.get("message") or "upstream error"))
+        self.error = UpstreamError(
+            status=status, type=kind, message=str(error.get("message") or "upstream error")
+        )
         self.done = True
         return [sse_encode(openai_error_body(status, self.error.message, code=kind))]
 
@@ -200,11 +225,18 @@ class AnthropicToOpenAIStream:
         self.done = True
         extra = self.usage_hook(self.usage) if self.usage_hook else {}
         if self.include_usage:
-            out.append(sse_encode({
-                "id": self._id, "object": "chat.completion.chunk", "created": self._created,
-                "model": self.model, "choices": [],
-                "usage": {**self.usage.to_openai(), **extra},
-            }))
+            out.append(
+                sse_encode(
+                    {
+                        "id": self._id,
+                        "object": "chat.completion.chunk",
+                        "created": self._created,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": {**self.usage.to_openai(), **extra},
+                    }
+                )
+            )
         out.append(SSE_DONE)
         return out
 
@@ -215,9 +247,14 @@ class AnthropicToOpenAIStream:
             return []
         if self._finished:
             return self._close()
-        return self._on_error({"error": {
-            "type": "api_error", "message": "The upstream stream ended before the message "
-                                            "was complete."}})
+        return self._on_error(
+            {
+                "error": {
+                    "type": "api_error",
+                    "message": "The upstream stream ended before the message was complete.",
+                }
+            }
+        )
 
 
 class OpenAIToAnthropicStream:
@@ -228,7 +265,11 @@ class OpenAIToAnthropicStream:
     message_stop."""
 
     def __init__(
-        self, *, model: str, input_tokens_estimate: int, usage_hook: UsageHook | None = None,
+        self,
+        *,
+        model: str,
+        input_tokens_estimate: int,
+        usage_hook: UsageHook | None = None,
     ) -> None:
         self.model = model
         self.input_tokens_estimate = input_tokens_estimate
@@ -283,39 +324,61 @@ class OpenAIToAnthropicStream:
             self.usage = Usage.from_openai(chunk["usage"])
         usage = self.usage.to_anthropic()
         usage["output_tokens"] = 0
-        return [sse_encode({"type": "message_start", "message": {
-            "id": self._id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage,
-        }}, "message_start")]
+        return [
+            sse_encode(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": self._id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": self.model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": usage,
+                    },
+                },
+                "message_start",
+            )
+        ]
 
     def _open_block(self, key: str, block: dict[str, Any]) -> list[bytes]:
         out = self._close_block()
         self._index += 1
         self._open = key
         self.emitted_content = True
-        out.append(sse_encode({"type": "content_block_start", "index": self._index,
-                               "content_block": block}, "content_block_start"))
+        out.append(
+            sse_encode(
+                {"type": "content_block_start", "index": self._index, "content_block": block},
+                "content_block_start",
+            )
+        )
         return out
 
     def _close_block(self) -> list[bytes]:
         if self._open is None:
             return []
         self._open = None
-        return [sse_encode({"type": "content_block_stop", "index": self._index},
-                           "content_block_stop")]
+        return [
+            sse_encode({"type": "content_block_stop", "index": self._index}, "content_block_stop")
+        ]
 
     def _block_delta(self, delta: dict[str, Any]) -> bytes:
         self._deltas += 1
-        return sse_encode({"type": "content_block_delta", "index": self._index,
-                           "delta": delta}, "content_block_delta")
+        return sse_encode(
+            {"type": "content_block_delta", "index": self._index, "delta": delta},
+            "content_block_delta",
+        )
 
     def _delta(self, delta: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(reasoning, str) and reasoning:
             if self._open != "thinking":
-                out += self._open_block("thinking", {"type": "thinking", "thinking": "",
-                                                     "signature": ""})
+                out += self._open_block(
+                    "thinking", {"type": "thinking", "thinking": "", "signature": ""}
+                )
             out.append(self._block_delta({"type": "thinking_delta", "thinking": reasoning}))
         for field in ("content", "refusal"):
             text = delta.get(field)
@@ -330,8 +393,9 @@ class OpenAIToAnthropicStream:
     def _tool_delta(self, call: dict[str, Any]) -> list[bytes]:
         index = int(call.get("index") or 0)
         function = call.get("function") or {}
-        state = self._tools.setdefault(index, {"id": None, "name": "", "pending": "",
-                                               "opened": False})
+        state = self._tools.setdefault(
+            index, {"id": None, "name": "", "pending": "", "opened": False}
+        )
         if call.get("id") and not state["id"]:
             state["id"] = call["id"]
         if function.get("name") and not state["name"]:
@@ -344,18 +408,29 @@ class OpenAIToAnthropicStream:
                 return out  # the block cannot start before its name is known
             upstream_id = state["id"] or f"call_{self._id}_{index}"
             state["opened"] = True
-            out += self._open_block(key, {"type": "tool_use",
-                                          "id": tool_id_to_anthropic(upstream_id),
-                                          "name": state["name"], "input": {}})
+            out += self._open_block(
+                key,
+                {
+                    "type": "tool_use",
+                    "id": tool_id_to_anthropic(upstream_id),
+                    "name": state["name"],
+                    "input": {},
+                },
+            )
         elif self._open != key and state["pending"]:
             # Arguments for a tool call whose block was already closed: Anthropic's
             # blocks cannot be reopened, so this stream cannot be translated faithfully.
-            return self._fail({"type": "api_error", "message":
-                               "The upstream interleaved the arguments of parallel tool "
-                               "calls, which cannot be relayed in order."})
+            return self._fail(
+                {
+                    "type": "api_error",
+                    "message": "The upstream interleaved the arguments of parallel tool "
+                    "calls, which cannot be relayed in order.",
+                }
+            )
         if state["pending"]:
-            out.append(self._block_delta({"type": "input_json_delta",
-                                          "partial_json": state["pending"]}))
+            out.append(
+                self._block_delta({"type": "input_json_delta", "partial_json": state["pending"]})
+            )
             state["pending"] = ""
         return out
 
@@ -372,11 +447,16 @@ class OpenAIToAnthropicStream:
             self.usage.output_tokens = max(self.usage.output_tokens, self._deltas)
         extra = self.usage_hook(self.usage) if self.usage_hook else {}
         self.emitted_content = True
-        out.append(sse_encode({
-            "type": "message_delta",
-            "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
-            "usage": {**self.usage.to_anthropic(), **extra},
-        }, "message_delta"))
+        out.append(
+            sse_encode(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
+                    "usage": {**self.usage.to_anthropic(), **extra},
+                },
+                "message_delta",
+            )
+        )
         out.append(sse_encode({"type": "message_stop"}, "message_stop"))
         return out
 
@@ -388,8 +468,7 @@ class OpenAIToAnthropicStream:
         message = str(error.get("message") or "upstream error")
         self.error = UpstreamError(status=status, type=kind, message=message)
         self.done = True
-        return [sse_encode(anthropic_error_body(status, message, type=anthropic_type),
-                           "error")]
+        return [sse_encode(anthropic_error_body(status, message, type=anthropic_type), "error")]
 
     def finish(self) -> list[bytes]:
         """The upstream closed without [DONE]: complete the message if its stop
@@ -398,8 +477,12 @@ class OpenAIToAnthropicStream:
             return []
         if self._stop:
             return self._close()
-        return self._fail({"type": "api_error", "message": "The upstream stream ended "
-                                                           "before the message was complete."})
+        return self._fail(
+            {
+                "type": "api_error",
+                "message": "The upstream stream ended before the message was complete.",
+            }
+        )
 
 
 def _status_of_openai_error(error: dict[str, Any]) -> int:
@@ -416,4 +499,3 @@ def _status_of_openai_error(error: dict[str, Any]) -> int:
     if "invalid_request" in text:
         return 400
     return 500
-

@@ -64,8 +64,7 @@ def _anthropic_block(counter: _Counter, block: Any) -> None:
             counter.text(source.get("data"))
         else:
             data = source.get("data") if isinstance(source.get("data"), str) else ""
-            counter.tokens += max(len(data) // DOCUMENT_BYTES_PER_TOKEN,
-                                  counter.image_tokens)
+            counter.tokens += max(len(data) // DOCUMENT_BYTES_PER_TOKEN, counter.image_tokens)
     elif kind == "tool_use":
         counter.text(block.get("name"))
         counter.text(block.get("input") or {})
@@ -116,8 +115,10 @@ def _openai_part(counter: _Counter, part: Any) -> None:
             counter.text(part.get("refusal"))
         elif kind == "file":
             data = (part.get("file") or {}).get("file_data")
-            counter.tokens += max(len(data) // DOCUMENT_BYTES_PER_TOKEN
-                                  if isinstance(data, str) else 0, counter.image_tokens)
+            counter.tokens += max(
+                len(data) // DOCUMENT_BYTES_PER_TOKEN if isinstance(data, str) else 0,
+                counter.image_tokens,
+            )
         else:
             counter.text({k: v for k, v in part.items() if k != "cache_control"})
 

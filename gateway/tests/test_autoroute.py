@@ -4,21 +4,41 @@ from gateway.autoroute import auto_choose
 from gateway.catalog import ModelEntry, RouterEntry
 from gateway.pricing import TokenPrices
 
-PRICES = TokenPrices.from_usd_per_million(input=Decimal(1), output=Decimal(1),
-                                          cache_read=Decimal(0), cache_write_5m=Decimal(0),
-                                          cache_write_1h=Decimal(0))
+PRICES = TokenPrices.from_usd_per_million(
+    input=Decimal(1),
+    output=Decimal(1),
+    cache_read=Decimal(0),
+    cache_write_5m=Decimal(0),
+    cache_write_1h=Decimal(0),
+)
 
 
 def model(name: str, context: int = 200_000) -> ModelEntry:
-    return ModelEntry(id=1, public_id=name, display_name=name, context_window=context,
-                      max_output_tokens=1000, prices=PRICES, price_usd={},
-                      group_ids=frozenset(), deployments=(), created=0)
+    return ModelEntry(
+        id=1,
+        public_id=name,
+        display_name=name,
+        context_window=context,
+        max_output_tokens=1000,
+        prices=PRICES,
+        price_usd={},
+        group_ids=frozenset(),
+        deployments=(),
+        created=0,
+    )
 
 
 def router(*models: ModelEntry) -> RouterEntry:
-    return RouterEntry(public_id="tollgate/auto", display_name="auto", kind="auto",
-                       models=models, names=tuple(m.public_id for m in models), hedge_ms=None,
-                       group_ids=frozenset(), created=0)
+    return RouterEntry(
+        public_id="tollgate/auto",
+        display_name="auto",
+        kind="auto",
+        models=models,
+        names=tuple(m.public_id for m in models),
+        hedge_ms=None,
+        group_ids=frozenset(),
+        created=0,
+    )
 
 
 THREE = router(model("small"), model("mid"), model("big"))

@@ -39,11 +39,23 @@ def test_the_shipped_catalogs_load_and_reload_unchanged():
 def test_it_reports_changes_and_aliases_resolve(tmp_path):
     catalog = {
         "groups": [{"slug": "default"}],
-        "providers": [{"slug": "acme", "protocol": "anthropic",
-                       "base_url": "https://api.acme.test/v1", "api_key_env": "ACME_KEY"}],
-        "models": [{"id": "claude-x-4.6", "prices": {"input": "3", "output": "15"},
-                    "aliases": ["claude-x-4-6-20260101"], "groups": ["default"],
-                    "deployments": [{"provider": "acme", "upstream_model": "claude-x-4-6"}]}],
+        "providers": [
+            {
+                "slug": "acme",
+                "protocol": "anthropic",
+                "base_url": "https://api.acme.test/v1",
+                "api_key_env": "ACME_KEY",
+            }
+        ],
+        "models": [
+            {
+                "id": "claude-x-4.6",
+                "prices": {"input": "3", "output": "15"},
+                "aliases": ["claude-x-4-6-20260101"],
+                "groups": ["default"],
+                "deployments": [{"provider": "acme", "upstream_model": "claude-x-4-6"}],
+            }
+        ],
     }
     path = tmp_path / "c.json"
     path.write_text(json.dumps(catalog))
@@ -53,20 +65,29 @@ def test_it_reports_changes_and_aliases_resolve(tmp_path):
     report = load(path)
     assert "price_input Decimal('3.000000') -> Decimal('2.5')" in report
     snapshot = catalog_snapshot_load()
-    for name in ("claude-x-4.6", "claude-x-4-6", "CLAUDE-X-4.6", "claude-x-4-6-20260101",
-                 "acme/claude-x-4.6", "acme/claude-x-4-6"):
+    for name in (
+        "claude-x-4.6",
+        "claude-x-4-6",
+        "CLAUDE-X-4.6",
+        "claude-x-4-6-20260101",
+        "acme/claude-x-4.6",
+        "acme/claude-x-4-6",
+    ):
         assert snapshot.resolve(name).public_id == "claude-x-4.6", name
     assert snapshot.suggestions("claude-x-4.7") == ["claude-x-4.6"]
     assert Deployment.objects.get().upstream_model == "claude-x-4-6"
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("bad, message", [
-    ({"models": [{"id": "m", "prices": {"input": "abc"}}]}, "models[0].prices.input"),
-    ({"models": [{"id": "m", "prices": {"input": "0.0000001"}}]}, "6 decimal places"),
-    ({"providers": [{"slug": "p", "protocol": "grpc", "base_url": "http://x"}]}, "protocol"),
-    ({"models": [{"id": "m", "deployments": [{"provider": "nope"}]}]}, "unknown provider"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"models": [{"id": "m", "prices": {"input": "abc"}}]}, "models[0].prices.input"),
+        ({"models": [{"id": "m", "prices": {"input": "0.0000001"}}]}, "6 decimal places"),
+        ({"providers": [{"slug": "p", "protocol": "grpc", "base_url": "http://x"}]}, "protocol"),
+        ({"models": [{"id": "m", "deployments": [{"provider": "nope"}]}]}, "unknown provider"),
+    ],
+)
 def test_bad_files_are_refused_with_the_place_of_the_error(tmp_path, bad, message):
     path = tmp_path / "bad.yaml"
     path.write_text(json.dumps(bad))

@@ -18,8 +18,11 @@ WEATHER_TOOL = {
     "description": "Weather for a city",
     "input_schema": {
         "type": "object",
-        "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]},
-                       "days": {"type": "integer"}},
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"enum": ["c", "f"]},
+            "days": {"type": "integer"},
+        },
         "required": ["city", "unit"],
     },
 }
@@ -27,9 +30,14 @@ TIME_TOOL = {"name": "get_time", "input_schema": {"type": "object", "properties"
 
 
 def openai_tool(tool: dict) -> dict:
-    return {"type": "function", "function": {
-        "name": tool["name"], "description": tool.get("description", ""),
-        "parameters": tool["input_schema"]}}
+    return {
+        "type": "function",
+        "function": {
+            "name": tool["name"],
+            "description": tool.get("description", ""),
+            "parameters": tool["input_schema"],
+        },
+    }
 
 
 @pytest.fixture
@@ -43,8 +51,11 @@ def claude(fake_upstream) -> anthropic.Anthropic:
 
 
 def post_messages(fake_upstream, body: dict) -> httpx.Response:
-    return httpx.post(f"{fake_upstream.url}/v1/messages", json=body, headers={
-        "x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"})
+    return httpx.post(
+        f"{fake_upstream.url}/v1/messages",
+        json=body,
+        headers={"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"},
+    )
 
 
 # -- OpenAI ----------------------------------------------------------------------------
@@ -52,8 +63,12 @@ def post_messages(fake_upstream, body: dict) -> httpx.Response:
 
 def test_it_echoes_the_user_with_word_counted_usage(oai):
     raw = oai.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=[{"role": "system", "content": "Be brief"},
-                                  {"role": "user", "content": "hello there world"}])
+        model="gpt-4o",
+        messages=[
+            {"role": "system", "content": "Be brief"},
+            {"role": "user", "content": "hello there world"},
+        ],
+    )
     completion = raw.parse()
 
     assert completion.choices[0].message.content == "Echo: hello there world"
@@ -66,9 +81,14 @@ def test_it_echoes_the_user_with_word_counted_usage(oai):
 
 
 def test_it_streams_text_then_a_usage_chunk_without_choices(oai):
-    chunks = list(oai.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "one two three"}],
-        stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "one two three"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
 
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -80,9 +100,14 @@ def test_it_streams_text_then_a_usage_chunk_without_choices(oai):
 
 
 def test_it_streams_parallel_tool_calls_by_index(oai):
-    chunks = list(oai.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "check in parallel"}],
-        tools=[openai_tool(WEATHER_TOOL), openai_tool(TIME_TOOL)], stream=True))
+    chunks = list(
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "check in parallel"}],
+            tools=[openai_tool(WEATHER_TOOL), openai_tool(TIME_TOOL)],
+            stream=True,
+        )
+    )
 
     deltas = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
     calls: dict[int, dict] = {}
@@ -101,14 +126,25 @@ def test_it_streams_parallel_tool_calls_by_index(oai):
 
 
 def test_it_answers_a_tool_result_with_its_content(oai):
-    completion = oai.chat.completions.create(model="gpt-4o", tools=[openai_tool(WEATHER_TOOL)],
-                                             messages=[
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "sunny and 21"},
-    ])
+    completion = oai.chat.completions.create(
+        model="gpt-4o",
+        tools=[openai_tool(WEATHER_TOOL)],
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny and 21"},
+        ],
+    )
 
     assert completion.choices[0].message.content == "Tool result: sunny and 21"
     assert completion.choices[0].message.tool_calls is None
@@ -116,8 +152,11 @@ def test_it_answers_a_tool_result_with_its_content(oai):
 
 def test_it_counts_reasoning_and_truncates_at_max_completion_tokens(oai):
     completion = oai.chat.completions.create(
-        model="o4-mini", messages=[{"role": "user", "content": "a b c d"}],
-        reasoning_effort="low", max_completion_tokens=10)
+        model="o4-mini",
+        messages=[{"role": "user", "content": "a b c d"}],
+        reasoning_effort="low",
+        max_completion_tokens=10,
+    )
 
     assert completion.choices[0].message.content == "Echo: a"
     assert completion.choices[0].finish_reason == "length"
@@ -129,27 +168,48 @@ def test_it_reports_automatic_prompt_caching(fake_upstream, oai):
     fake_upstream.app.openai_cache_min_tokens = 4
     history = [{"role": "system", "content": "one two three four five"}]
 
-    first = oai.chat.completions.create(model="gpt-4o", messages=[
-        *history, {"role": "user", "content": "first question"}])
-    second = oai.chat.completions.create(model="gpt-4o", messages=[
-        *history, {"role": "user", "content": "second question"}])
+    first = oai.chat.completions.create(
+        model="gpt-4o", messages=[*history, {"role": "user", "content": "first question"}]
+    )
+    second = oai.chat.completions.create(
+        model="gpt-4o", messages=[*history, {"role": "user", "content": "second question"}]
+    )
 
     assert first.usage.prompt_tokens_details.cached_tokens == 0
     assert second.usage.prompt_tokens_details.cached_tokens == 5
     assert second.usage.prompt_tokens == 7
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"extra_body": {"top_k": 3}}, "Unrecognized request argument supplied: top_k"),
-    ({"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}]},
-     "Unknown parameter: 'messages[0].content[0].cache_control'."),
-    ({"messages": [{"role": "user", "content": "hi"},
-                   {"role": "tool", "tool_call_id": "call_x", "content": "42"}]},
-     "messages with role 'tool' must be a response to a preceeding message"),
-    ({"max_completion_tokens": -1}, "Expected a value >= 1, but got -1 instead."),
-    ({"parallel_tool_calls": True}, "'parallel_tool_calls' is only allowed when 'tools'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"extra_body": {"top_k": 3}}, "Unrecognized request argument supplied: top_k"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}
+                        ],
+                    }
+                ]
+            },
+            "Unknown parameter: 'messages[0].content[0].cache_control'.",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "tool", "tool_call_id": "call_x", "content": "42"},
+                ]
+            },
+            "messages with role 'tool' must be a response to a preceeding message",
+        ),
+        ({"max_completion_tokens": -1}, "Expected a value >= 1, but got -1 instead."),
+        ({"parallel_tool_calls": True}, "'parallel_tool_calls' is only allowed when 'tools'"),
+    ],
+)
 def test_it_rejects_what_openai_rejects(oai, kwargs, message):
     kwargs.setdefault("messages", [{"role": "user", "content": "hi"}])
 
@@ -160,14 +220,23 @@ def test_it_rejects_what_openai_rejects(oai, kwargs, message):
     assert caught.value.body["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize(("body", "message", "param"), [
-    ({"messages": [{"role": "user", "content": "hi"}]}, "you must provide a model parameter",
-     None),
-    ({"model": "gpt-4o"}, "Missing required parameter: 'messages'.", "messages"),
-])
+@pytest.mark.parametrize(
+    ("body", "message", "param"),
+    [
+        (
+            {"messages": [{"role": "user", "content": "hi"}]},
+            "you must provide a model parameter",
+            None,
+        ),
+        ({"model": "gpt-4o"}, "Missing required parameter: 'messages'.", "messages"),
+    ],
+)
 def test_it_requires_model_and_messages(fake_upstream, body, message, param):
-    response = httpx.post(f"{fake_upstream.url}/v1/chat/completions", json=body,
-                          headers={"authorization": "Bearer sk-test"})
+    response = httpx.post(
+        f"{fake_upstream.url}/v1/chat/completions",
+        json=body,
+        headers={"authorization": "Bearer sk-test"},
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["message"] == message
@@ -176,13 +245,24 @@ def test_it_requires_model_and_messages(fake_upstream, body, message, param):
 
 def test_it_rejects_an_unanswered_tool_call(oai):
     with pytest.raises(openai.BadRequestError, match="did not have response messages: call_9"):
-        oai.chat.completions.create(model="gpt-4o", tools=[openai_tool(TIME_TOOL)], messages=[
-            {"role": "user", "content": "time?"},
-            {"role": "assistant", "tool_calls": [{"id": "call_9", "type": "function",
-                                                  "function": {"name": "get_time",
-                                                               "arguments": "{}"}}]},
-            {"role": "user", "content": "well?"},
-        ])
+        oai.chat.completions.create(
+            model="gpt-4o",
+            tools=[openai_tool(TIME_TOOL)],
+            messages=[
+                {"role": "user", "content": "time?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "call_9",
+                            "type": "function",
+                            "function": {"name": "get_time", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "user", "content": "well?"},
+            ],
+        )
 
 
 def test_it_lists_models_in_each_vendor_shape(fake_upstream, oai, claude):
@@ -195,8 +275,11 @@ def test_it_lists_models_in_each_vendor_shape(fake_upstream, oai, claude):
 
 def test_it_answers_a_message_with_usage_and_headers(claude):
     raw = claude.messages.with_raw_response.create(
-        model=CLAUDE, max_tokens=100, system="Be brief",
-        messages=[{"role": "user", "content": "hi you"}])
+        model=CLAUDE,
+        max_tokens=100,
+        system="Be brief",
+        messages=[{"role": "user", "content": "hi you"}],
+    )
     message = raw.parse()
 
     assert message.id.startswith("msg_")
@@ -210,10 +293,17 @@ def test_it_answers_a_message_with_usage_and_headers(claude):
 
 def test_it_streams_thinking_text_and_tool_use_in_order(fake_upstream):
     # raw SSE, because the SDK hides ping events
-    response = post_messages(fake_upstream, {
-        "model": CLAUDE, "max_tokens": 4096, "stream": True,
-        "thinking": {"type": "enabled", "budget_tokens": 1024}, "tools": [WEATHER_TOOL],
-        "messages": [{"role": "user", "content": "narrate the weather"}]})
+    response = post_messages(
+        fake_upstream,
+        {
+            "model": CLAUDE,
+            "max_tokens": 4096,
+            "stream": True,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "tools": [WEATHER_TOOL],
+            "messages": [{"role": "user", "content": "narrate the weather"}],
+        },
+    )
     lines = [line for line in response.text.split("\n") if line]
     names = [line.removeprefix("event: ") for line in lines[0::2]]
     events = [json.loads(line.removeprefix("data: ")) for line in lines[1::2]]
@@ -223,18 +313,23 @@ def test_it_streams_thinking_text_and_tool_use_in_order(fake_upstream):
     assert names[-2:] == ["message_delta", "message_stop"]
     starts = [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"]
     assert starts == ["thinking", "text", "tool_use"]
-    deltas = [(e["index"], e["delta"]["type"]) for e in events
-              if e["type"] == "content_block_delta"]
+    deltas = [
+        (e["index"], e["delta"]["type"]) for e in events if e["type"] == "content_block_delta"
+    ]
     assert (0, "signature_delta") in deltas and (1, "text_delta") in deltas
-    fragments = [e["delta"]["partial_json"] for e in events
-                 if e["type"] == "content_block_delta"
-                 and e["delta"]["type"] == "input_json_delta"]
+    fragments = [
+        e["delta"]["partial_json"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+    ]
     assert len([f for f in fragments if f]) > 1
     assert json.loads("".join(fragments)) == {"city": "city-value", "unit": "c"}
     start_usage = events[0]["message"]["usage"]
     assert start_usage["cache_read_input_tokens"] == 0
-    assert start_usage["cache_creation"] == {"ephemeral_5m_input_tokens": 0,
-                                             "ephemeral_1h_input_tokens": 0}
+    assert start_usage["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 0,
+        "ephemeral_1h_input_tokens": 0,
+    }
     final = events[-2]
     assert final["delta"]["stop_reason"] == "tool_use"
     assert final["usage"]["output_tokens"] == 6 + 2 + 10  # thinking, "Calling get_weather."
@@ -243,81 +338,162 @@ def test_it_streams_thinking_text_and_tool_use_in_order(fake_upstream):
 
 def test_it_takes_back_its_own_thinking_and_refuses_a_forged_signature(claude):
     first = claude.messages.create(
-        model=CLAUDE, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024},
-        tools=[TIME_TOOL], messages=[{"role": "user", "content": "time?"}])
-    turn = [{"role": "user", "content": "time?"},
-            {"role": "assistant", "content": [b.model_dump(exclude_none=True)
-                                              for b in first.content]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id":
-                                          first.content[-1].id, "content": "noon"}]}]
+        model=CLAUDE,
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=[TIME_TOOL],
+        messages=[{"role": "user", "content": "time?"}],
+    )
+    turn = [
+        {"role": "user", "content": "time?"},
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": first.content[-1].id, "content": "noon"}
+            ],
+        },
+    ]
 
-    second = claude.messages.create(model=CLAUDE, max_tokens=4096, tools=[TIME_TOOL],
-                                    thinking={"type": "enabled", "budget_tokens": 1024},
-                                    messages=turn)
+    second = claude.messages.create(
+        model=CLAUDE,
+        max_tokens=4096,
+        tools=[TIME_TOOL],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=turn,
+    )
     turn[1]["content"][0]["signature"] = "forged"
 
     assert second.content[-1].text == "Tool result: noon"
     with pytest.raises(anthropic.BadRequestError, match="Invalid `signature`"):
-        claude.messages.create(model=CLAUDE, max_tokens=4096, tools=[TIME_TOOL],
-                               thinking={"type": "enabled", "budget_tokens": 1024},
-                               messages=turn)
+        claude.messages.create(
+            model=CLAUDE,
+            max_tokens=4096,
+            tools=[TIME_TOOL],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=turn,
+        )
 
 
 def test_it_writes_then_reads_the_prompt_cache_split_by_ttl(claude):
-    system = [{"type": "text", "text": "rules " * 50, "cache_control": {"type": "ephemeral",
-                                                                       "ttl": "1h"}}]
+    system = [
+        {"type": "text", "text": "rules " * 50, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    ]
 
     def ask(text: str) -> anthropic.types.Usage:
-        return claude.messages.create(model=CLAUDE, max_tokens=20, system=system, messages=[
-            {"role": "user", "content": [{"type": "text", "text": text,
-                                          "cache_control": {"type": "ephemeral"}}]}]).usage
+        return claude.messages.create(
+            model=CLAUDE,
+            max_tokens=20,
+            system=system,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
+                    ],
+                }
+            ],
+        ).usage
 
     first, second = ask("first question"), ask("second one here")
 
-    assert (first.cache_creation.ephemeral_1h_input_tokens,
-            first.cache_creation.ephemeral_5m_input_tokens) == (50, 2)
+    assert (
+        first.cache_creation.ephemeral_1h_input_tokens,
+        first.cache_creation.ephemeral_5m_input_tokens,
+    ) == (50, 2)
     assert (first.cache_read_input_tokens, first.input_tokens) == (0, 0)
     assert (second.cache_read_input_tokens, second.cache_creation_input_tokens) == (50, 3)
 
 
 def test_it_counts_tokens_without_max_tokens(claude):
-    count = claude.messages.count_tokens(model=CLAUDE, tools=[WEATHER_TOOL],
-                                         messages=[{"role": "user", "content": "a b c"}])
+    count = claude.messages.count_tokens(
+        model=CLAUDE, tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "a b c"}]
+    )
 
     assert count.input_tokens == 10 + 4 + 3
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"max_tokens": None}, "max_tokens: Field required"),
-    ({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
-     "messages: text content blocks must be non-empty"),
-    ({"temperature": 0.5, "top_p": 0.9},
-     "`temperature` and `top_p` cannot both be specified for this model"),
-    ({"stop_sequences": ["\n"]}, "stop_sequences: each stop sequence must contain non-whitespace"),
-    ({"system": [{"type": "text", "text": f"s{i}", "cache_control": {"type": "ephemeral"}}
-                 for i in range(5)]},
-     "A maximum of 4 blocks with cache_control may be provided. Found 5."),
-    ({"tools": None}, "Requests which include `tool_use` or `tool_result` blocks must define"),
-    ({"messages": [{"role": "user", "content": "hi"},
-                   {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
-                                                      "name": "get_time", "input": {}}]},
-                   {"role": "user", "content": "and?"}]},
-     "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: "
-     "toolu_1."),
-    ({"messages": [{"role": "user", "content": "hi"},
-                   {"role": "assistant", "content": [{"type": "tool_use", "id": "call.1",
-                                                      "name": "get_time", "input": {}}]},
-                   {"role": "user", "content": [{"type": "tool_result",
-                                                 "tool_use_id": "call.1", "content": "x"}]}]},
-     "messages.1.content.0.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_tokens": None}, "max_tokens: Field required"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+            "messages: text content blocks must be non-empty",
+        ),
+        (
+            {"temperature": 0.5, "top_p": 0.9},
+            "`temperature` and `top_p` cannot both be specified for this model",
+        ),
+        (
+            {"stop_sequences": ["\n"]},
+            "stop_sequences: each stop sequence must contain non-whitespace",
+        ),
+        (
+            {
+                "system": [
+                    {"type": "text", "text": f"s{i}", "cache_control": {"type": "ephemeral"}}
+                    for i in range(5)
+                ]
+            },
+            "A maximum of 4 blocks with cache_control may be provided. Found 5.",
+        ),
+        ({"tools": None}, "Requests which include `tool_use` or `tool_result` blocks must define"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {"type": "tool_use", "id": "toolu_1", "name": "get_time", "input": {}}
+                        ],
+                    },
+                    {"role": "user", "content": "and?"},
+                ]
+            },
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: "
+            "toolu_1.",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {"type": "tool_use", "id": "call.1", "name": "get_time", "input": {}}
+                        ],
+                    },
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "tool_result", "tool_use_id": "call.1", "content": "x"}
+                        ],
+                    },
+                ]
+            },
+            "messages.1.content.0.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'",
+        ),
+    ],
+)
 def test_it_rejects_what_anthropic_rejects(fake_upstream, change, message):
-    body = {"model": CLAUDE, "max_tokens": 50, "tools": [TIME_TOOL], "messages": [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
-                                           "name": "get_time", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                      "content": "noon"}]}]}
+    body = {
+        "model": CLAUDE,
+        "max_tokens": 50,
+        "tools": [TIME_TOOL],
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_time", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "noon"}],
+            },
+        ],
+    }
     body.update(change)
     body = {key: value for key, value in body.items() if value is not None}
 
@@ -331,9 +507,16 @@ def test_it_rejects_what_anthropic_rejects(fake_upstream, change, message):
 
 
 def test_it_allows_temperature_with_top_p_on_older_models(fake_upstream):
-    response = post_messages(fake_upstream, {
-        "model": "claude-3-haiku-20240307", "max_tokens": 10, "temperature": 0.5,
-        "top_p": 0.9, "messages": [{"role": "user", "content": "hi"}]})
+    response = post_messages(
+        fake_upstream,
+        {
+            "model": "claude-3-haiku-20240307",
+            "max_tokens": 10,
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
 
     assert response.status_code == 200
 
@@ -342,17 +525,19 @@ def test_it_allows_temperature_with_top_p_on_older_models(fake_upstream):
 
 
 def test_it_refuses_bad_keys_in_each_vendor_shape(fake_upstream):
-    bad_oai = openai.OpenAI(base_url=f"{fake_upstream.url}/v1", api_key="bad-key-1234",
-                            max_retries=0)
-    bad_claude = anthropic.Anthropic(base_url=fake_upstream.url, api_key="bad-key",
-                                     max_retries=0)
+    bad_oai = openai.OpenAI(
+        base_url=f"{fake_upstream.url}/v1", api_key="bad-key-1234", max_retries=0
+    )
+    bad_claude = anthropic.Anthropic(base_url=fake_upstream.url, api_key="bad-key", max_retries=0)
 
     with pytest.raises(openai.AuthenticationError) as oai_error:
-        bad_oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user",
-                                                                   "content": "hi"}])
+        bad_oai.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
     with pytest.raises(anthropic.AuthenticationError) as claude_error:
-        bad_claude.messages.create(model=CLAUDE, max_tokens=5,
-                                   messages=[{"role": "user", "content": "hi"}])
+        bad_claude.messages.create(
+            model=CLAUDE, max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
 
     assert oai_error.value.code == "invalid_api_key"
     assert "bad*****1234" in oai_error.value.message
@@ -361,8 +546,9 @@ def test_it_refuses_bad_keys_in_each_vendor_shape(fake_upstream):
 
 def test_it_answers_401_without_a_key(fake_upstream):
     openai_response = httpx.post(f"{fake_upstream.url}/v1/chat/completions", json={})
-    anthropic_response = httpx.post(f"{fake_upstream.url}/v1/messages", json={},
-                                    headers={"anthropic-version": "2023-06-01"})
+    anthropic_response = httpx.post(
+        f"{fake_upstream.url}/v1/messages", json={}, headers={"anthropic-version": "2023-06-01"}
+    )
 
     assert openai_response.status_code == 401
     assert "You didn't provide an API key" in openai_response.json()["error"]["message"]
@@ -372,8 +558,7 @@ def test_it_answers_401_without_a_key(fake_upstream):
 
 def test_it_accepts_only_configured_keys_when_given(fake_upstream, oai):
     fake_upstream.app.valid_keys = {"sk-byok-1"}
-    allowed = openai.OpenAI(base_url=f"{fake_upstream.url}/v1", api_key="sk-byok-1",
-                            max_retries=0)
+    allowed = openai.OpenAI(base_url=f"{fake_upstream.url}/v1", api_key="sk-byok-1", max_retries=0)
 
     allowed.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.AuthenticationError):
@@ -388,8 +573,7 @@ def test_a_scripted_429_carries_retry_after_and_the_vendor_body(fake_upstream, o
 
     with pytest.raises(openai.RateLimitError) as caught:
         oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-    after = oai.chat.completions.create(model="gpt-4o",
-                                        messages=[{"role": "user", "content": "x"}])
+    after = oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
 
     assert caught.value.response.headers["retry-after"] == "1"
     assert caught.value.code == "rate_limit_exceeded"
@@ -416,9 +600,11 @@ def test_a_hanging_upstream_is_released_by_the_client_timeout(fake_upstream, oai
 
     with pytest.raises(openai.APITimeoutError):
         oai.with_options(timeout=0.3).chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+        )
     assert oai.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "x"}]).choices
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+    ).choices
 
 
 def test_a_dropped_stream_fails_after_the_chunks_sent(fake_upstream, oai):
@@ -427,7 +613,8 @@ def test_a_dropped_stream_fails_after_the_chunks_sent(fake_upstream, oai):
 
     with pytest.raises(openai.APIConnectionError):
         for chunk in oai.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "a b c d"}], stream=True):
+            model="gpt-4o", messages=[{"role": "user", "content": "a b c d"}], stream=True
+        ):
             received.append(chunk)
 
     assert len(received) == 2
@@ -437,19 +624,31 @@ def test_a_mid_stream_error_reaches_each_sdk(fake_upstream, oai, claude):
     fake_upstream.app.script("*", [{"stream_error_after_chunks": 2}] * 2)
 
     with pytest.raises(openai.APIError, match="The server had an error"):
-        list(oai.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "a b"}], stream=True))
+        list(
+            oai.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "a b"}], stream=True
+            )
+        )
     with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
-        list(claude.messages.create(model=CLAUDE, max_tokens=5, stream=True,
-                                    messages=[{"role": "user", "content": "a b"}]))
+        list(
+            claude.messages.create(
+                model=CLAUDE,
+                max_tokens=5,
+                stream=True,
+                messages=[{"role": "user", "content": "a b"}],
+            )
+        )
 
 
 def test_the_admin_api_scripts_records_and_resets(fake_upstream, oai):
     admin = httpx.Client(base_url=f"{fake_upstream.url}/_fake")
-    assert admin.post("/script", json={"model": "gpt-4o",
-                                       "behaviours": [{"status": 503, "body": None}]}).is_success
-    assert admin.post("/script", json={"model": "gpt-4o",
-                                       "behaviours": [{"stauts": 503}]}).status_code == 400
+    assert admin.post(
+        "/script", json={"model": "gpt-4o", "behaviours": [{"status": 503, "body": None}]}
+    ).is_success
+    assert (
+        admin.post("/script", json={"model": "gpt-4o", "behaviours": [{"stauts": 503}]}).status_code
+        == 400
+    )
 
     with pytest.raises(openai.InternalServerError):
         oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
@@ -466,8 +665,9 @@ def test_the_admin_api_scripts_records_and_resets(fake_upstream, oai):
 
 
 def test_a_stop_sequence_cuts_the_reply():
-    conv = Conversation(model="m", units=[], last_kind="user", last_text="one STOP two",
-                        tools=[], stop=["STOP"])
+    conv = Conversation(
+        model="m", units=[], last_kind="user", last_text="one STOP two", tools=[], stop=["STOP"]
+    )
 
     plan = plan_reply(conv)
 
@@ -475,8 +675,15 @@ def test_a_stop_sequence_cuts_the_reply():
 
 
 def test_a_forced_tool_is_called_even_after_a_tool_result():
-    conv = Conversation(model="m", units=[], last_kind="tool_result", last_text="done",
-                        tools=[("a", {}), ("b", {})], tool_mode="tool", forced_tool="b")
+    conv = Conversation(
+        model="m",
+        units=[],
+        last_kind="tool_result",
+        last_text="done",
+        tools=[("a", {}), ("b", {})],
+        tool_mode="tool",
+        forced_tool="b",
+    )
 
     plan = plan_reply(conv)
 
@@ -496,8 +703,9 @@ def test_a_default_behaviour_serves_every_unscripted_request():
         statuses = []
         for _ in range(3):
             with pytest.raises(openai.APIStatusError) as info:
-                oai.chat.completions.create(model="gpt-4o",
-                                            messages=[{"role": "user", "content": "hi"}])
+                oai.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+                )
             statuses.append(info.value.status_code)
     finally:
         served.stop()

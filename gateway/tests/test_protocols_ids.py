@@ -34,8 +34,16 @@ def test_it_swaps_prefixes_of_common_ids(openai_id: str, anthropic_id: str) -> N
 
 @pytest.mark.parametrize(
     "openai_id",
-    ["functions.get_weather:0", "chatcmpl-tool-1f2e", "tool_0", "", "call_", "call_a.b",
-     "toolu_abc", "call_-x"],
+    [
+        "functions.get_weather:0",
+        "chatcmpl-tool-1f2e",
+        "tool_0",
+        "",
+        "call_",
+        "call_a.b",
+        "toolu_abc",
+        "call_-x",
+    ],
 )
 def test_it_encodes_ids_without_the_call_prefix_reversibly(openai_id: str) -> None:
     anthropic_id = tool_id_to_anthropic(openai_id)

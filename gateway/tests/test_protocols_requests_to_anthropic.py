@@ -29,19 +29,37 @@ def call(call_id: str, name: str = "read_file", arguments: str = '{"path": "a.py
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-TOOL = {"type": "function", "function": {
-    "name": "read_file", "description": "Read a file", "strict": True,
-    "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
-                   "required": ["path"], "additionalProperties": False}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read_file",
+        "description": "Read a file",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}},
+            "required": ["path"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 def test_it_moves_system_and_developer_messages_to_system_in_order() -> None:
-    out = translate({"messages": [
-        {"role": "system", "content": "one"},
-        {"role": "developer", "content": [
-            {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}}]},
-        user(),
-    ]})
+    out = translate(
+        {
+            "messages": [
+                {"role": "system", "content": "one"},
+                {
+                    "role": "developer",
+                    "content": [
+                        {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}}
+                    ],
+                },
+                user(),
+            ]
+        }
+    )
     assert out["system"] == [
         {"type": "text", "text": "one"},
         {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}},
@@ -50,40 +68,77 @@ def test_it_moves_system_and_developer_messages_to_system_in_order() -> None:
 
 
 def test_it_drops_empty_text_parts() -> None:
-    out = translate({"messages": [{"role": "user", "content": [
-        {"type": "text", "text": ""}, {"type": "text", "text": "  "},
-        {"type": "text", "text": "real"}]}]})
+    out = translate(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": ""},
+                        {"type": "text", "text": "  "},
+                        {"type": "text", "text": "real"},
+                    ],
+                }
+            ]
+        }
+    )
     assert out["messages"][0]["content"] == [{"type": "text", "text": "real"}]
 
 
 @pytest.mark.parametrize(
     ("url", "source"),
     [
-        ("data:image/png;base64,iVBORw0KGgo=",
-         {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}),
+        (
+            "data:image/png;base64,iVBORw0KGgo=",
+            {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+        ),
         ("https://example.com/cat.jpg", {"type": "url", "url": "https://example.com/cat.jpg"}),
     ],
 )
 def test_it_translates_images(url: str, source: dict[str, Any]) -> None:
-    out = translate({"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": url, "detail": "high"}}]}]})
+    out = translate(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": url, "detail": "high"}}],
+                }
+            ]
+        }
+    )
     assert out["messages"][0]["content"] == [{"type": "image", "source": source}]
 
 
 def test_it_refuses_image_types_anthropic_cannot_read() -> None:
     with pytest.raises(TranslationError) as caught:
-        translate({"messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,Qk0="}}]}]})
+        translate(
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "data:image/bmp;base64,Qk0="},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
     assert caught.value.status == 400
     assert caught.value.param == "messages[0].content[0].image_url.url"
 
 
 def test_it_translates_tools_and_drops_strict() -> None:
     out = translate({"messages": [user()], "tools": [TOOL]})
-    assert out["tools"] == [{
-        "name": "read_file", "description": "Read a file",
-        "input_schema": TOOL["function"]["parameters"],
-    }]
+    assert out["tools"] == [
+        {
+            "name": "read_file",
+            "description": "Read a file",
+            "input_schema": TOOL["function"]["parameters"],
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -92,8 +147,10 @@ def test_it_translates_tools_and_drops_strict() -> None:
         ("auto", {"type": "auto"}),
         ("none", {"type": "none"}),
         ("required", {"type": "any"}),
-        ({"type": "function", "function": {"name": "read_file"}},
-         {"type": "tool", "name": "read_file"}),
+        (
+            {"type": "function", "function": {"name": "read_file"}},
+            {"type": "tool", "name": "read_file"},
+        ),
     ],
 )
 def test_it_translates_tool_choice(choice: Any, expected: dict[str, Any]) -> None:
@@ -116,69 +173,121 @@ def test_it_disables_parallel_tool_use(choice: Any, expected: dict[str, Any]) ->
 
 
 def test_it_turns_tool_calls_into_tool_use_blocks_after_the_text() -> None:
-    out = translate({"tools": [TOOL], "messages": [
-        user(),
-        {"role": "assistant", "content": "Reading.", "tool_calls": [call("call_1")]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "print(1)"},
-    ]})
-    assert out["messages"][1] == {"role": "assistant", "content": [
-        {"type": "text", "text": "Reading."},
-        {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a.py"}},
-    ]}
+    out = translate(
+        {
+            "tools": [TOOL],
+            "messages": [
+                user(),
+                {"role": "assistant", "content": "Reading.", "tool_calls": [call("call_1")]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "print(1)"},
+            ],
+        }
+    )
+    assert out["messages"][1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "Reading."},
+            {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a.py"}},
+        ],
+    }
 
 
 def test_it_merges_consecutive_tool_messages_into_one_user_message_results_first() -> None:
-    out = translate({"tools": [TOOL], "messages": [
-        user(),
-        {"role": "assistant", "content": None,
-         "tool_calls": [call("call_1"), call("call_2", arguments="")]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "one"},
-        {"role": "tool", "tool_call_id": "call_2",
-         "content": [{"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}}]},
-        {"role": "user", "content": "now what?"},
-    ]})
+    out = translate(
+        {
+            "tools": [TOOL],
+            "messages": [
+                user(),
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [call("call_1"), call("call_2", arguments="")],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "one"},
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_2",
+                    "content": [
+                        {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}}
+                    ],
+                },
+                {"role": "user", "content": "now what?"},
+            ],
+        }
+    )
     assert len(out["messages"]) == 3
     assert out["messages"][1]["content"][1]["input"] == {}
-    assert out["messages"][2] == {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "one"},
-        {"type": "tool_result", "tool_use_id": "toolu_2", "content": [
-            {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}}]},
-        {"type": "text", "text": "now what?"},
-    ]}
+    assert out["messages"][2] == {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "one"},
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_2",
+                "content": [
+                    {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}}
+                ],
+            },
+            {"type": "text", "text": "now what?"},
+        ],
+    }
 
 
 def test_tool_results_come_first_even_after_a_note_the_client_put_before_them() -> None:
-    out = translate({"tools": [TOOL], "messages": [
-        user(), {"role": "assistant", "tool_calls": [call("call_1")]},
-        {"role": "user", "content": "(environment details)"},
-        {"role": "tool", "tool_call_id": "call_1", "content": "one"},
-    ]})
-    assert [block["type"] for block in out["messages"][2]["content"]] == [
-        "tool_result", "text"]
+    out = translate(
+        {
+            "tools": [TOOL],
+            "messages": [
+                user(),
+                {"role": "assistant", "tool_calls": [call("call_1")]},
+                {"role": "user", "content": "(environment details)"},
+                {"role": "tool", "tool_call_id": "call_1", "content": "one"},
+            ],
+        }
+    )
+    assert [block["type"] for block in out["messages"][2]["content"]] == ["tool_result", "text"]
 
 
 def test_it_refuses_a_tool_call_left_without_its_result() -> None:
     with pytest.raises(TranslationError, match="call_2"):
-        translate({"tools": [TOOL], "messages": [
-            user(),
-            {"role": "assistant", "tool_calls": [call("call_1"), call("call_2")]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "one"},
-        ]})
+        translate(
+            {
+                "tools": [TOOL],
+                "messages": [
+                    user(),
+                    {"role": "assistant", "tool_calls": [call("call_1"), call("call_2")]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "one"},
+                ],
+            }
+        )
 
 
 def test_it_refuses_arguments_that_are_not_json() -> None:
     with pytest.raises(TranslationError) as caught:
-        translate({"tools": [TOOL], "messages": [
-            user(), {"role": "assistant", "tool_calls": [call("call_1", arguments="{oops")]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "x"}]})
+        translate(
+            {
+                "tools": [TOOL],
+                "messages": [
+                    user(),
+                    {"role": "assistant", "tool_calls": [call("call_1", arguments="{oops")]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+                ],
+            }
+        )
     assert caught.value.param == "messages[1].tool_calls[0].function.arguments"
 
 
 def test_it_defines_used_tools_when_history_has_calls_but_the_request_has_no_tools() -> None:
-    out = translate({"messages": [
-        user(), {"role": "assistant", "tool_calls": [call("call_1")]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "x"},
-        user("summarise")]})
+    out = translate(
+        {
+            "messages": [
+                user(),
+                {"role": "assistant", "tool_calls": [call("call_1")]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+                user("summarise"),
+            ]
+        }
+    )
     assert [tool["name"] for tool in out["tools"]] == ["read_file"]
     assert out["tool_choice"] == {"type": "none"}
 
@@ -224,8 +333,14 @@ def test_it_clamps_temperature_and_keeps_it_over_top_p(fields: dict, expected: d
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("n", 2), ("logprobs", True), ("presence_penalty", 0.5), ("logit_bias", {"1": 2}),
-     ("audio", {"voice": "alloy"}), ("modalities", ["text", "audio"])],
+    [
+        ("n", 2),
+        ("logprobs", True),
+        ("presence_penalty", 0.5),
+        ("logit_bias", {"1": 2}),
+        ("audio", {"voice": "alloy"}),
+        ("modalities", ["text", "audio"]),
+    ],
 )
 def test_it_refuses_what_anthropic_cannot_do(field: str, value: Any) -> None:
     with pytest.raises(TranslationError) as caught:
@@ -236,16 +351,34 @@ def test_it_refuses_what_anthropic_cannot_do(field: str, value: Any) -> None:
 
 
 def test_it_accepts_neutral_values_of_unsupported_fields() -> None:
-    out = translate({"messages": [user()], "n": 1, "presence_penalty": 0,
-                     "frequency_penalty": 0.0, "logprobs": False, "seed": 7})
+    out = translate(
+        {
+            "messages": [user()],
+            "n": 1,
+            "presence_penalty": 0,
+            "frequency_penalty": 0.0,
+            "logprobs": False,
+            "seed": 7,
+        }
+    )
     assert "n" not in out and "seed" not in out
 
 
 def test_it_translates_json_schema_to_output_config_format() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "string"}},
-              "additionalProperties": False}
-    out = translate({"messages": [user()], "response_format": {
-        "type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}}})
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "additionalProperties": False,
+    }
+    out = translate(
+        {
+            "messages": [user()],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema, "strict": True},
+            },
+        }
+    )
     assert out["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
@@ -254,11 +387,11 @@ def test_it_refuses_json_object_mode_with_a_way_out() -> None:
         translate({"messages": [user()], "response_format": {"type": "json_object"}})
 
 
-@pytest.mark.parametrize(
-    ("effort", "budget"), [("low", 2048), ("medium", 8192), ("high", 16384)])
+@pytest.mark.parametrize(("effort", "budget"), [("low", 2048), ("medium", 8192), ("high", 16384)])
 def test_it_turns_reasoning_effort_into_a_thinking_budget(effort: str, budget: int) -> None:
-    out = translate({"messages": [user()], "reasoning_effort": effort, "temperature": 0,
-                     "top_p": 0.5})
+    out = translate(
+        {"messages": [user()], "reasoning_effort": effort, "temperature": 0, "top_p": 0.5}
+    )
     assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
     assert out["thinking"]["budget_tokens"] < out["max_tokens"]
     # Anthropic refuses a modified temperature (and top_p below 0.95) with thinking.
@@ -283,8 +416,9 @@ def test_it_uses_adaptive_thinking_on_newer_claude_models(model: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "model", ["claude-sonnet-4-20250514", "claude-3-7-sonnet-20250219", "claude-haiku-4-5",
-              "demo-claude"])
+    "model",
+    ["claude-sonnet-4-20250514", "claude-3-7-sonnet-20250219", "claude-haiku-4-5", "demo-claude"],
+)
 def test_it_uses_a_budget_on_older_or_unknown_models(model: str) -> None:
     out = translate({"messages": [user()], "reasoning_effort": "medium"}, model=model)
     assert out["thinking"] == {"type": "enabled", "budget_tokens": 8192}
@@ -297,27 +431,49 @@ def test_reasoning_effort_none_means_no_thinking() -> None:
 
 def test_it_refuses_thinking_with_a_forced_tool() -> None:
     with pytest.raises(TranslationError) as caught:
-        translate({"messages": [user()], "tools": [TOOL], "tool_choice": "required",
-                   "reasoning_effort": "high"})
+        translate(
+            {
+                "messages": [user()],
+                "tools": [TOOL],
+                "tool_choice": "required",
+                "reasoning_effort": "high",
+            }
+        )
     assert caught.value.param == "tool_choice"
 
 
 def test_it_skips_thinking_mid_tool_loop_when_the_client_lost_the_signature() -> None:
-    body = {"tools": [TOOL], "reasoning_effort": "high", "messages": [
-        user(), {"role": "assistant", "reasoning_content": "hmm", "tool_calls": [call("call_1")]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "x"}]}
+    body = {
+        "tools": [TOOL],
+        "reasoning_effort": "high",
+        "messages": [
+            user(),
+            {"role": "assistant", "reasoning_content": "hmm", "tool_calls": [call("call_1")]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+        ],
+    }
     assert "thinking" not in translate(body)
 
 
 def test_it_sends_signed_thinking_back_first_in_the_assistant_turn() -> None:
-    body = {"tools": [TOOL], "reasoning_effort": "high", "messages": [
-        user(),
-        {"role": "assistant", "content": "Let me look.", "reasoning_content": "hmm",
-         "reasoning_details": [
-             {"type": "reasoning.text", "text": "hmm", "signature": "sig==", "index": 0},
-             {"type": "reasoning.encrypted", "data": "opaque", "index": 1}],
-         "tool_calls": [call("call_1")]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "x"}]}
+    body = {
+        "tools": [TOOL],
+        "reasoning_effort": "high",
+        "messages": [
+            user(),
+            {
+                "role": "assistant",
+                "content": "Let me look.",
+                "reasoning_content": "hmm",
+                "reasoning_details": [
+                    {"type": "reasoning.text", "text": "hmm", "signature": "sig==", "index": 0},
+                    {"type": "reasoning.encrypted", "data": "opaque", "index": 1},
+                ],
+                "tool_calls": [call("call_1")],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+        ],
+    }
     out = translate(body)
     assert out["messages"][1]["content"][:3] == [
         {"type": "thinking", "thinking": "hmm", "signature": "sig=="},
@@ -335,11 +491,24 @@ def test_it_passes_the_end_user_as_metadata_user_id(field: str) -> None:
 
 def test_it_copies_cache_control_onto_the_matching_blocks() -> None:
     marker = {"type": "ephemeral", "ttl": "1h"}
-    out = translate({"messages": [
-        {"role": "system", "content": [{"type": "text", "text": "sys", "cache_control": marker}]},
-        {"role": "user", "content": [{"type": "text", "text": "a"},
-                                     {"type": "text", "text": "b", "cache_control": marker}]},
-    ], "tools": [{**TOOL, "cache_control": marker}]})
+    out = translate(
+        {
+            "messages": [
+                {
+                    "role": "system",
+                    "content": [{"type": "text", "text": "sys", "cache_control": marker}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "a"},
+                        {"type": "text", "text": "b", "cache_control": marker},
+                    ],
+                },
+            ],
+            "tools": [{**TOOL, "cache_control": marker}],
+        }
+    )
     assert out["system"][0]["cache_control"] == marker
     assert out["messages"][0]["content"][1]["cache_control"] == marker
     assert "cache_control" not in out["messages"][0]["content"][0]
@@ -347,19 +516,32 @@ def test_it_copies_cache_control_onto_the_matching_blocks() -> None:
 
 
 def test_it_sets_the_upstream_model_and_streaming() -> None:
-    out = translate({"model": "claude-sonnet-4.5", "messages": [user()], "stream": True,
-                     "stream_options": {"include_usage": True}})
+    out = translate(
+        {
+            "model": "claude-sonnet-4.5",
+            "messages": [user()],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
     assert out["model"] == "claude-sonnet-4-5"
     assert out["stream"] is True
     assert "stream_options" not in out
 
 
 def test_it_does_not_modify_the_clients_body() -> None:
-    body = {"tools": [TOOL], "messages": [
-        {"role": "system", "content": [{"type": "text", "text": "s",
-                                        "cache_control": {"type": "ephemeral"}}]},
-        user(), {"role": "assistant", "tool_calls": [call("call_1")]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "x"}]}
+    body = {
+        "tools": [TOOL],
+        "messages": [
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
+            },
+            user(),
+            {"role": "assistant", "tool_calls": [call("call_1")]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+        ],
+    }
     before = copy.deepcopy(body)
     out = translate(body)
     out["tools"][0]["input_schema"]["x"] = 1
@@ -369,8 +551,9 @@ def test_it_does_not_modify_the_clients_body() -> None:
 
 # --- Anthropic client -> Anthropic upstream -----------------------------------------
 def prepare(body: dict[str, Any]) -> dict[str, Any]:
-    return anthropic_request_prepare(body, upstream_model="claude-sonnet-4-5",
-                                     max_output_tokens=MAX)
+    return anthropic_request_prepare(
+        body, upstream_model="claude-sonnet-4-5", max_output_tokens=MAX
+    )
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, MAX), (-1, MAX), (0, 0), (512, 512)])
@@ -384,22 +567,38 @@ def test_prepare_fixes_max_tokens_but_keeps_cache_prewarming(value: Any, expecte
 
 
 def test_prepare_passes_cache_control_through_untouched() -> None:
-    body = {"max_tokens": 10, "system": [
-        {"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
-        "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]}]}
+    body = {
+        "max_tokens": 10,
+        "system": [
+            {"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}],
+            }
+        ],
+    }
     out = prepare(body)
     assert out["system"] == body["system"] and out["messages"] == body["messages"]
 
 
 def test_prepare_drops_unsigned_thinking_blocks() -> None:
-    body = {"max_tokens": 10, "messages": [
-        user(),
-        {"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "from an OpenAI upstream", "signature": ""},
-            {"type": "thinking", "thinking": "signed", "signature": "sig"},
-            {"type": "text", "text": "answer"}]},
-        user()]}
+    body = {
+        "max_tokens": 10,
+        "messages": [
+            user(),
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "from an OpenAI upstream", "signature": ""},
+                    {"type": "thinking", "thinking": "signed", "signature": "sig"},
+                    {"type": "text", "text": "answer"},
+                ],
+            },
+            user(),
+        ],
+    }
     out = prepare(body)
     assert out["messages"][1]["content"] == body["messages"][1]["content"][1:]
     assert len(body["messages"][1]["content"]) == 3

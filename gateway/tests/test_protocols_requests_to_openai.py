@@ -19,50 +19,95 @@ MAX = 32000
 
 def translate(body: dict[str, Any], model: str = "gpt-5") -> dict[str, Any]:
     return openai_request_from_anthropic(
-        {"max_tokens": 1024, **body}, upstream_model=model, max_output_tokens=MAX)
+        {"max_tokens": 1024, **body}, upstream_model=model, max_output_tokens=MAX
+    )
 
 
 def user(text: str = "hi") -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-TOOL = {"name": "read_file", "description": "Read a file",
-        "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
-        "cache_control": {"type": "ephemeral"}}
+TOOL = {
+    "name": "read_file",
+    "description": "Read a file",
+    "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+    "cache_control": {"type": "ephemeral"},
+}
 
 
 def test_it_turns_system_into_the_first_message() -> None:
     assert translate({"system": "be brief", "messages": [user()]})["messages"] == [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+    ]
 
 
 def test_it_keeps_system_blocks_as_text_parts_without_cache_control() -> None:
-    out = translate({"system": [
-        {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
-        {"type": "text", "text": "b"}], "messages": [user()]})
-    assert out["messages"][0] == {"role": "system", "content": [
-        {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    out = translate(
+        {
+            "system": [
+                {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "b"},
+            ],
+            "messages": [user()],
+        }
+    )
+    assert out["messages"][0] == {
+        "role": "system",
+        "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+    }
 
 
 def test_it_translates_text_and_images() -> None:
-    out = translate({"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is this?", "cache_control": {"type": "ephemeral"}},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                     "data": "iVBOR"}},
-        {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}},
-    ]}]})
-    assert out["messages"] == [{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}},
-        {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
-    ]}]
+    out = translate(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": "what is this?",
+                            "cache_control": {"type": "ephemeral"},
+                        },
+                        {
+                            "type": "image",
+                            "source": {
+                                "type": "base64",
+                                "media_type": "image/png",
+                                "data": "iVBOR",
+                            },
+                        },
+                        {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}},
+                    ],
+                }
+            ]
+        }
+    )
+    assert out["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}},
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
+            ],
+        }
+    ]
 
 
 def test_it_translates_tools() -> None:
     out = translate({"messages": [user()], "tools": [TOOL]})
-    assert out["tools"] == [{"type": "function", "function": {
-        "name": "read_file", "description": "Read a file",
-        "parameters": TOOL["input_schema"]}}]
+    assert out["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "read_file",
+                "description": "Read a file",
+                "parameters": TOOL["input_schema"],
+            },
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -71,8 +116,11 @@ def test_it_translates_tools() -> None:
         ({"type": "auto"}, "auto", None),
         ({"type": "none"}, "none", None),
         ({"type": "any"}, "required", None),
-        ({"type": "tool", "name": "read_file"},
-         {"type": "function", "function": {"name": "read_file"}}, None),
+        (
+            {"type": "tool", "name": "read_file"},
+            {"type": "function", "function": {"name": "read_file"}},
+            None,
+        ),
         ({"type": "auto", "disable_parallel_tool_use": True}, "auto", False),
         ({"type": "auto", "disable_parallel_tool_use": False}, "auto", None),
     ],
@@ -85,8 +133,9 @@ def test_it_translates_tool_choice(choice: dict, expected: Any, parallel: Any) -
 
 def test_it_refuses_server_tools() -> None:
     with pytest.raises(TranslationError) as caught:
-        translate({"messages": [user()], "tools": [
-            {"type": "web_search_20250305", "name": "web_search"}]})
+        translate(
+            {"messages": [user()], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+        )
     assert caught.value.param == "tools[0]"
 
 
@@ -96,42 +145,94 @@ def test_it_refuses_tool_names_openai_cannot_take() -> None:
 
 
 def test_it_turns_tool_use_and_results_into_tool_calls_and_tool_messages() -> None:
-    out = translate({"tools": [TOOL], "messages": [
-        user(),
-        {"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
-            {"type": "text", "text": "Reading."},
-            {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "é"}},
-            {"type": "tool_use", "id": "toolu_2", "name": "read_file", "input": {}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "one"},
-            {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": True,
-             "content": [{"type": "text", "text": "not found"},
-                         {"type": "image", "source": {"type": "url", "url": "https://i"}}]},
-            {"type": "text", "text": "go on"}]},
-    ]})
+    out = translate(
+        {
+            "tools": [TOOL],
+            "messages": [
+                user(),
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                        {"type": "text", "text": "Reading."},
+                        {
+                            "type": "tool_use",
+                            "id": "toolu_1",
+                            "name": "read_file",
+                            "input": {"path": "é"},
+                        },
+                        {"type": "tool_use", "id": "toolu_2", "name": "read_file", "input": {}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "one"},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "toolu_2",
+                            "is_error": True,
+                            "content": [
+                                {"type": "text", "text": "not found"},
+                                {"type": "image", "source": {"type": "url", "url": "https://i"}},
+                            ],
+                        },
+                        {"type": "text", "text": "go on"},
+                    ],
+                },
+            ],
+        }
+    )
     assert out["messages"][1:] == [
-        {"role": "assistant", "content": "Reading.", "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "read_file", "arguments": '{"path": "é"}'}},
-            {"id": "call_2", "type": "function",
-             "function": {"name": "read_file", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": "Reading.",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": "é"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": "{}"},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "one"},
         {"role": "tool", "tool_call_id": "call_2", "content": "Error: not found"},
-        {"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "https://i"}},
-            {"type": "text", "text": "go on"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "https://i"}},
+                {"type": "text", "text": "go on"},
+            ],
+        },
     ]
 
 
 def test_an_assistant_turn_of_only_tool_calls_has_null_content() -> None:
-    out = translate({"tools": [TOOL], "messages": [user(), {"role": "assistant", "content": [
-        {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {}}]}]})
+    out = translate(
+        {
+            "tools": [TOOL],
+            "messages": [
+                user(),
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {}}
+                    ],
+                },
+            ],
+        }
+    )
     assert out["messages"][1]["content"] is None
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(None, MAX), (-1, MAX), (4096, 4096), (10**6, MAX)])
+    ("value", "expected"), [(None, MAX), (-1, MAX), (4096, 4096), (10**6, MAX)]
+)
 def test_it_resolves_max_tokens_to_max_completion_tokens(value: Any, expected: int) -> None:
     body: dict[str, Any] = {"messages": [user()], "max_tokens": value}
     out = openai_request_from_anthropic(body, upstream_model="gpt-5", max_output_tokens=MAX)
@@ -146,8 +247,9 @@ def test_it_refuses_cache_prewarming_with_max_tokens_zero() -> None:
 
 
 def test_it_translates_stop_sequences_and_sampling() -> None:
-    out = translate({"messages": [user()], "stop_sequences": ["END"], "temperature": 0.2,
-                     "top_p": 0.9})
+    out = translate(
+        {"messages": [user()], "stop_sequences": ["END"], "temperature": 0.2, "top_p": 0.9}
+    )
     assert (out["stop"], out["temperature"], out["top_p"]) == (["END"], 0.2, 0.9)
 
 
@@ -164,10 +266,16 @@ def test_it_refuses_top_k() -> None:
 
 def test_it_translates_output_config_format_to_json_schema() -> None:
     schema = {"type": "object", "properties": {}, "additionalProperties": False}
-    out = translate({"messages": [user()], "output_config": {
-        "format": {"type": "json_schema", "schema": schema}}})
-    assert out["response_format"] == {"type": "json_schema", "json_schema": {
-        "name": "response", "schema": schema, "strict": True}}
+    out = translate(
+        {
+            "messages": [user()],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        }
+    )
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": schema, "strict": True},
+    }
 
 
 @pytest.mark.parametrize(
@@ -186,15 +294,18 @@ def test_it_turns_thinking_into_reasoning_effort(fields: dict, expected: Any) ->
 
 
 def test_it_does_not_send_reasoning_effort_to_models_that_refuse_it() -> None:
-    out = translate({"messages": [user()], "thinking": {"type": "enabled",
-                                                         "budget_tokens": 4000}},
-                    model="gpt-4o-mini")
+    out = translate(
+        {"messages": [user()], "thinking": {"type": "enabled", "budget_tokens": 4000}},
+        model="gpt-4o-mini",
+    )
     assert "reasoning_effort" not in out
 
 
 def test_it_passes_metadata_user_id_as_safety_identifier_within_openais_limit() -> None:
-    assert translate({"messages": [user()], "metadata": {"user_id": "u-1"}})[
-        "safety_identifier"] == "u-1"
+    assert (
+        translate({"messages": [user()], "metadata": {"user_id": "u-1"}})["safety_identifier"]
+        == "u-1"
+    )
     long_id = "user_" + "a" * 200
     hashed = translate({"messages": [user()], "metadata": {"user_id": long_id}})
     assert len(hashed["safety_identifier"]) == 64
@@ -209,10 +320,14 @@ def test_it_always_asks_for_usage_when_streaming() -> None:
 
 
 def test_it_drops_cache_control_which_openai_refuses() -> None:
-    out = translate({"system": [{"type": "text", "text": "s",
-                                 "cache_control": {"type": "ephemeral"}}],
-                     "messages": [user()], "tools": [TOOL],
-                     "cache_control": {"type": "ephemeral"}})
+    out = translate(
+        {
+            "system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
+            "messages": [user()],
+            "tools": [TOOL],
+            "cache_control": {"type": "ephemeral"},
+        }
+    )
     assert "cache_control" not in str(out)
 
 
@@ -222,14 +337,25 @@ def prepare(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_prepare_strips_cache_control_and_reasoning_details() -> None:
-    body = {"model": "fast", "messages": [
-        {"role": "system", "content": [{"type": "text", "text": "s",
-                                        "cache_control": {"type": "ephemeral"}}]},
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "a", "reasoning_content": "r",
-         "reasoning_details": [{"type": "reasoning.text", "text": "r"}]},
-    ], "tools": [{"type": "function", "function": {"name": "f"},
-                  "cache_control": {"type": "ephemeral"}}]}
+    body = {
+        "model": "fast",
+        "messages": [
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
+            },
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": "a",
+                "reasoning_content": "r",
+                "reasoning_details": [{"type": "reasoning.text", "text": "r"}],
+            },
+        ],
+        "tools": [
+            {"type": "function", "function": {"name": "f"}, "cache_control": {"type": "ephemeral"}}
+        ],
+    }
     before = copy.deepcopy(body)
     out = prepare(body)
     assert out["model"] == "gpt-5-mini"
@@ -254,7 +380,8 @@ def test_prepare_removes_no_limit_max_tokens(fields: dict, expected: dict) -> No
 
 
 def test_prepare_always_asks_for_usage_when_streaming() -> None:
-    out = prepare({"messages": [user()], "stream": True,
-                   "stream_options": {"include_obfuscation": False}})
+    out = prepare(
+        {"messages": [user()], "stream": True, "stream_options": {"include_obfuscation": False}}
+    )
     assert out["stream_options"] == {"include_obfuscation": False, "include_usage": True}
     assert "stream_options" not in prepare({"messages": [user()]})

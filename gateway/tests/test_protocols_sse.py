@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from gateway.protocols.sse import SSEParser, _parse_event, _parse_event_lines
 
-text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
-               max_size=40)
+text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=40
+)
 line = st.one_of(
     text.map(lambda t: f"data: {t}"),
     text.map(lambda t: f"data:{t}"),

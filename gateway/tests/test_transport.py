@@ -52,8 +52,13 @@ class Server:
                 headers = {k.lower(): v for k, _, v in (x.partition(": ") for x in lines if x)}
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 method, path, _ = line.split(" ")
-                request = {"method": method, "path": path, "headers": headers, "body": body,
-                           "index": len(self.requests)}
+                request = {
+                    "method": method,
+                    "path": path,
+                    "headers": headers,
+                    "body": body,
+                    "index": len(self.requests),
+                }
                 self.requests.append(request)
                 await self.reply(reader, writer, request)
                 if writer.is_closing():
@@ -64,8 +69,10 @@ class Server:
 
 def ok(body: bytes, *extra: str) -> bytes:
     head = "".join(f"{h}\r\n" for h in extra)
-    return (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{head}"
-            f"content-length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{head}"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def client(**kwargs) -> httpx2.AsyncClient:
@@ -79,15 +86,22 @@ def run(coro):
 
 def test_keep_alive_reuses_one_connection_and_sends_the_request_whole():
     async def reply(reader, writer, request):
-        writer.write(ok(json.dumps({"n": request["index"], "got": request["body"].decode()})
-                        .encode(), "x-upstream: yes"))
+        writer.write(
+            ok(
+                json.dumps({"n": request["index"], "got": request["body"].decode()}).encode(),
+                "x-upstream: yes",
+            )
+        )
 
     async def main():
         async with Server(reply) as server, client() as c:
             answers = []
             for n in range(3):
-                r = await c.post(f"{server.url}/v1/chat/completions?x=1", content=f"body {n}",
-                                 headers={"authorization": "Bearer up"})
+                r = await c.post(
+                    f"{server.url}/v1/chat/completions?x=1",
+                    content=f"body {n}",
+                    headers={"authorization": "Bearer up"},
+                )
                 answers.append((r.status_code, r.headers["x-upstream"], r.json()))
             return server, answers
 
@@ -104,8 +118,10 @@ def test_a_chunked_stream_is_handed_over_as_it_arrives():
     more = None
 
     async def reply(reader, writer, request):
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                     b"transfer-encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
         for part in (b"data: one\n\n", b"data: two\n\n"):
             writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
             if request["index"] == 0:  # the next part only after the client saw this one
@@ -136,7 +152,7 @@ def test_connection_close_and_bodies_ending_at_eof_are_not_reused():
         if request["index"] == 0:
             writer.write(ok(b'{"a":1}', "connection: close"))
         else:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"b\":2}")
+            writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{"b":2}')
         await writer.drain()
         writer.close()
 
@@ -168,8 +184,13 @@ def test_a_large_request_body_arrives_intact():
     payload = bytes(range(256)) * (5 * 4096)  # 5 MiB
 
     async def reply(reader, writer, request):
-        writer.write(ok(json.dumps({"size": len(request["body"]),
-                                    "same": request["body"] == payload}).encode()))
+        writer.write(
+            ok(
+                json.dumps(
+                    {"size": len(request["body"]), "same": request["body"] == payload}
+                ).encode()
+            )
+        )
 
     async def main():
         async with Server(reply) as server, client() as c:
@@ -216,10 +237,13 @@ def test_a_drop_mid_body_raises_read_error_and_the_connection_is_not_reused():
     assert server.connections == 2
 
 
-@pytest.mark.parametrize(("sent", "error"), [
-    (b"", httpx2.RemoteProtocolError),
-    (b"HTTP/1.1 abc nonsense\r\n\r\n", httpx2.RemoteProtocolError),
-])
+@pytest.mark.parametrize(
+    ("sent", "error"),
+    [
+        (b"", httpx2.RemoteProtocolError),
+        (b"HTTP/1.1 abc nonsense\r\n\r\n", httpx2.RemoteProtocolError),
+    ],
+)
 def test_no_answer_or_garbage_raises_remote_protocol_error(sent, error):
     async def reply(reader, writer, request):
         writer.write(sent)
@@ -259,8 +283,10 @@ def test_max_connections_queues_requests_and_times_out_the_pool_wait():
     async def main():
         nonlocal release, holding
         release, holding = asyncio.Event(), asyncio.Event()
-        async with Server(reply) as server, client(
-                max_connections=1, timeout=httpx2.Timeout(5, pool=0.05)) as c:
+        async with (
+            Server(reply) as server,
+            client(max_connections=1, timeout=httpx2.Timeout(5, pool=0.05)) as c,
+        ):
             held = asyncio.create_task(c.post(f"{server.url}/", content=b"hold"))
             await holding.wait()  # the only connection is busy
             with pytest.raises(httpx2.PoolTimeout):
@@ -281,8 +307,7 @@ def test_max_connections_queues_requests_and_times_out_the_pool_wait():
 def test_an_abandoned_stream_closes_its_connection():
     async def reply(reader, writer, request):
         if request["index"] == 0:
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-                         b"5\r\nfirst\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
             await reader.read()  # no more: the client leaves
         else:
             writer.write(ok(b"fresh"))
@@ -361,19 +386,31 @@ def _self_signed(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file
 
 
@@ -483,7 +520,8 @@ def test_a_response_dropped_unclosed_gives_its_slot_back():
         async with Server(reply) as server:
             transport = LeanTransport(max_connections=1)
             response = await transport.handle_async_request(
-                httpx2.Request("POST", f"{server.url}/", content=b"x"))
+                httpx2.Request("POST", f"{server.url}/", content=b"x")
+            )
             busy = transport._busy
             del response  # a task cancelled between getting it and closing it
             gc.collect()
@@ -502,8 +540,9 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent():
     async def main():
         async with Server(reply) as server, client() as c:
             with pytest.raises(httpx2.LocalProtocolError):
-                await c.post(f"{server.url}/", content=b"x",
-                             headers={"x-beta": "a\r\nx-injected: 1"})
+                await c.post(
+                    f"{server.url}/", content=b"x", headers={"x-beta": "a\r\nx-injected: 1"}
+                )
             after = await c.post(f"{server.url}/", content=b"x")
             return server, after.status_code
 

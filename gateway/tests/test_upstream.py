@@ -14,8 +14,15 @@ from gateway.upstream import Upstream
 
 
 def deployment(url: str, protocol: str) -> DeploymentEntry:
-    provider = ProviderEntry(id=1, slug="p", protocol=protocol, base_url=url, api_key_env="",
-                             api_key_encrypted="", extra_headers=(("x-extra", "1"),))
+    provider = ProviderEntry(
+        id=1,
+        slug="p",
+        protocol=protocol,
+        base_url=url,
+        api_key_env="",
+        api_key_encrypted="",
+        extra_headers=(("x-extra", "1"),),
+    )
     return DeploymentEntry(id=1, provider=provider, upstream_model="m", priority=0, weight=1)
 
 
@@ -29,9 +36,14 @@ def test_requests_carry_only_what_the_upstream_needs_and_no_cookies_are_kept():
             try:
                 for protocol in ("openai", "anthropic"):
                     request = upstream.request(
-                        deployment(server.url + "/v1", protocol), api_key="up-key",
-                        body=b"{}", client_headers={"authorization": "Bearer sk-tg-secret",
-                                                    "anthropic-beta": "b1"})
+                        deployment(server.url + "/v1", protocol),
+                        api_key="up-key",
+                        body=b"{}",
+                        client_headers={
+                            "authorization": "Bearer sk-tg-secret",
+                            "anthropic-beta": "b1",
+                        },
+                    )
                     response = await upstream.send(request)
                     assert response.json() == {"ok": True}
             finally:

@@ -27,9 +27,16 @@ def test_it_writes_queued_events_once(settings_redis):
     tenant = make_tenant("acme")
     client = redis.Redis.from_url(settings.REDIS_URL)
     queue = RedisUsageQueue(None, client)
-    event = {"request_id": "req_worker1", "organisation_id": tenant.organisation.pk,
-             "started_at": time.time(), "client_protocol": "openai",
-             "requested_model": "m", "status_code": 200, "outcome": "ok", "cost_nano": 1234}
+    event = {
+        "request_id": "req_worker1",
+        "organisation_id": tenant.organisation.pk,
+        "started_at": time.time(),
+        "client_protocol": "openai",
+        "requested_model": "m",
+        "status_code": 200,
+        "outcome": "ok",
+        "cost_nano": 1234,
+    }
     client.xadd(STREAM, {"e": json.dumps(event)})
     client.xadd(STREAM, {"e": json.dumps(event)})  # a replay
     call_command("usage_worker", "--once")
@@ -51,9 +58,17 @@ def test_it_refuses_to_run_without_redis(settings):
 
 
 def _event(tenant, request_id: str, **extra) -> dict:
-    return {"request_id": request_id, "organisation_id": tenant.organisation.pk,
-            "started_at": time.time(), "client_protocol": "openai", "requested_model": "m",
-            "status_code": 200, "outcome": "ok", "cost_nano": 1000, **extra}
+    return {
+        "request_id": request_id,
+        "organisation_id": tenant.organisation.pk,
+        "started_at": time.time(),
+        "client_protocol": "openai",
+        "requested_model": "m",
+        "status_code": 200,
+        "outcome": "ok",
+        "cost_nano": 1000,
+        **extra,
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -68,7 +83,7 @@ def test_an_event_the_database_refuses_is_set_aside_and_the_rest_written(setting
 
     assert sorted(RequestLog.objects.values_list("request_id", flat=True)) == ["req_a", "req_b"]
     assert LedgerEntry.objects.filter(reference__in=["req_a", "req_b"]).count() == 2
-    (_, fields), = client.xrange(REFUSED_STREAM)
+    ((_, fields),) = client.xrange(REFUSED_STREAM)
     assert json.loads(fields[b"e"])["request_id"] == "req_poison"
     assert fields[b"error"]
     assert RedisUsageQueue(None, client).take(block=False).events == []  # all acknowledged
@@ -78,8 +93,11 @@ def test_an_event_the_database_refuses_is_set_aside_and_the_rest_written(setting
 def test_embedded_mode_writes_the_rest_of_a_refused_batch():
     tenant = make_tenant("acme")
     queue = LocalUsageQueue()
-    for event in (_event(tenant, "req_a"), _event(tenant, "req_poison", organisation_id=987654),
-                  _event(tenant, "req_b")):
+    for event in (
+        _event(tenant, "req_a"),
+        _event(tenant, "req_poison", organisation_id=987654),
+        _event(tenant, "req_b"),
+    ):
         asyncio.run(queue.append(event))
     released = []
     UsageFlusher(queue, released.append).drain()
@@ -112,10 +130,15 @@ def test_after_a_partial_batch_the_flusher_lets_events_gather(settings):
 def test_text_the_database_refuses_is_cleaned_and_the_request_still_billed():
     tenant = make_tenant("acme")
     queue = LocalUsageQueue()
-    awkward = _event(tenant, "req_awkward", outcome="error", status_code=502,
-                     error_message="upstream said \x00 and \ud800",
-                     attempts=[{"error": "bad \x00 byte", "status": 502}],
-                     output_tokens=2**40)
+    awkward = _event(
+        tenant,
+        "req_awkward",
+        outcome="error",
+        status_code=502,
+        error_message="upstream said \x00 and \ud800",
+        attempts=[{"error": "bad \x00 byte", "status": 502}],
+        output_tokens=2**40,
+    )
     for event in (_event(tenant, "req_a"), awkward):
         asyncio.run(queue.append(event))
     UsageFlusher(queue, lambda committed: None).drain()

@@ -22,8 +22,12 @@ from gateway.rollups import rollup_recent_compute, utc_today
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = Path(django_settings.BASE_DIR) / "test-artifacts"
 STATIC_DIR = Path(django_settings.BASE_DIR) / "static"
@@ -44,12 +48,27 @@ def _serve_static_from_source(route) -> None:
 
 
 def _row(org, key, n: int, *, started_at: datetime, model: str, cost_nano: int, **extra):
-    fields = {"client_protocol": "openai", "requested_model": model, "resolved_model": model,
-              "provider": "fakeai", "upstream_model": model, "status_code": 200,
-              "outcome": "ok", "input_tokens": 1000, "output_tokens": 200,
-              "latency_ms": 900, **extra}
-    return RequestLog(request_id=f"req_browser{n:04d}", organisation=org, api_key=key,
-                      started_at=started_at, cost_nano=cost_nano, **fields)
+    fields = {
+        "client_protocol": "openai",
+        "requested_model": model,
+        "resolved_model": model,
+        "provider": "fakeai",
+        "upstream_model": model,
+        "status_code": 200,
+        "outcome": "ok",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "latency_ms": 900,
+        **extra,
+    }
+    return RequestLog(
+        request_id=f"req_browser{n:04d}",
+        organisation=org,
+        api_key=key,
+        started_at=started_at,
+        cost_nano=cost_nano,
+        **fields,
+    )
 
 
 @pytest.fixture
@@ -58,28 +77,71 @@ def usage(live_url, tenant_factory):
     would) and an agent session of three requests today, one after a fallback."""
     tenant = tenant_factory("acme")
     org = tenant.organisation
-    ledger_post(organisation=org, kind=EntryKind.ADJUSTMENT, amount_nano=20_000_000_000,
-                idempotency_key="test:credit")
+    ledger_post(
+        organisation=org,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=20_000_000_000,
+        idempotency_key="test:credit",
+    )
     key = api_key_create(organisation=org, name="roo-laptop").api_key
     today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     rows = [
-        _row(org, key, n, started_at=today - timedelta(days=n // 2, hours=1),
-             model="claude-sonnet-4.6" if n % 2 else "gpt-5.5", cost_nano=10_000_000 * (n + 1))
+        _row(
+            org,
+            key,
+            n,
+            started_at=today - timedelta(days=n // 2, hours=1),
+            model="claude-sonnet-4.6" if n % 2 else "gpt-5.5",
+            cost_nano=10_000_000 * (n + 1),
+        )
         for n in range(2, 28)
     ]
     start = today - timedelta(minutes=30)
     rows += [
-        _row(org, key, 100, started_at=start, model="claude-sonnet-4.6",
-             cost_nano=12_000_000, session_id=SESSION, provider="fakeai", attempts=[
-                 {"provider": "fakeanthropic", "upstream_model": "claude-sonnet-4-6",
-                  "status": 529, "latency_ms": 120, "error": "overloaded_error"},
-                 {"provider": "fakeai", "upstream_model": "claude-sonnet-4.6",
-                  "status": 200, "latency_ms": 870, "error": ""},
-             ]),
-        _row(org, key, 101, started_at=start + timedelta(minutes=2), model="claude-sonnet-4.6",
-             cost_nano=8_000_000, session_id=SESSION),
-        _row(org, key, 102, started_at=start + timedelta(minutes=7), model="claude-sonnet-4.6",
-             cost_nano=5_000_000, session_id=SESSION),
+        _row(
+            org,
+            key,
+            100,
+            started_at=start,
+            model="claude-sonnet-4.6",
+            cost_nano=12_000_000,
+            session_id=SESSION,
+            provider="fakeai",
+            attempts=[
+                {
+                    "provider": "fakeanthropic",
+                    "upstream_model": "claude-sonnet-4-6",
+                    "status": 529,
+                    "latency_ms": 120,
+                    "error": "overloaded_error",
+                },
+                {
+                    "provider": "fakeai",
+                    "upstream_model": "claude-sonnet-4.6",
+                    "status": 200,
+                    "latency_ms": 870,
+                    "error": "",
+                },
+            ],
+        ),
+        _row(
+            org,
+            key,
+            101,
+            started_at=start + timedelta(minutes=2),
+            model="claude-sonnet-4.6",
+            cost_nano=8_000_000,
+            session_id=SESSION,
+        ),
+        _row(
+            org,
+            key,
+            102,
+            started_at=start + timedelta(minutes=7),
+            model="claude-sonnet-4.6",
+            cost_nano=5_000_000,
+            session_id=SESSION,
+        ),
     ]
     RequestLog.objects.bulk_create(rows)
     rollup_recent_compute(today=utc_today())
@@ -109,7 +171,8 @@ def test_overview_session_and_request_detail(usage):
             expect(chart).to_have_attribute("data-chart-ready", "2")
             labels = page.evaluate(
                 "Chart.getChart(document.getElementById('spend-chart')).data.datasets"
-                ".map(d => d.label).sort()")
+                ".map(d => d.label).sort()"
+            )
             assert labels == ["claude-sonnet-4.6", "gpt-5.5"]
             box = chart.bounding_box()
             assert box is not None and box["width"] > 300 and box["height"] > 200

@@ -17,8 +17,12 @@ from accounts.secrets import api_secret_hash
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = Path(django_settings.BASE_DIR) / "test-artifacts"
 STATIC_DIR = Path(django_settings.BASE_DIR) / "static"

@@ -46,9 +46,11 @@ class Command(BaseCommand):
             password = password or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(email=email, password=password)
             shown = f"{password}   (generated: shown only now)" if generated else "(as set)"
-            self.stdout.write(self.style.SUCCESS(
-                f"\nOperator account created\n  e-mail:   {email}\n  password: {shown}\n"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nOperator account created\n  e-mail:   {email}\n  password: {shown}\n"
+                )
+            )
         elif password and not user.check_password(password):
             user.set_password(password)
             user.save(update_fields=["password"])
@@ -61,17 +63,21 @@ class Command(BaseCommand):
             slug="operator", defaults={"name": "Operator", "default_group": groups[0]}
         )
         org.allowed_groups.add(*groups)
-        Membership.objects.get_or_create(user=user, organisation=org,
-                                         defaults={"role": Role.OWNER})
+        Membership.objects.get_or_create(user=user, organisation=org, defaults={"role": Role.OWNER})
         ledger_post(
-            organisation=org, kind=EntryKind.ADJUSTMENT, amount_nano=usd_to_nano(10),
-            idempotency_key=f"bootstrap:demo-credit:{org.pk}", memo="Demo credit",
+            organisation=org,
+            kind=EntryKind.ADJUSTMENT,
+            amount_nano=usd_to_nano(10),
+            idempotency_key=f"bootstrap:demo-credit:{org.pk}",
+            memo="Demo credit",
         )
         if created:
             key = api_key_create(organisation=org, name="demo", created_by=user)
-            self.stdout.write(self.style.SUCCESS(
-                f"Demo API key (shown once): {key.secret}\n"
-                f"  curl {settings.SITE_URL}/v1/chat/completions -H 'Authorization: Bearer "
-                f"{key.secret}' -H 'content-type: application/json' "
-                f"-d '{DEMO_BODY}'\n"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo API key (shown once): {key.secret}\n"
+                    f"  curl {settings.SITE_URL}/v1/chat/completions -H 'Authorization: Bearer "
+                    f"{key.secret}' -H 'content-type: application/json' "
+                    f"-d '{DEMO_BODY}'\n"
+                )
+            )

@@ -19,37 +19,66 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument(
-            "--workers", type=int, default=None,
+            "--workers",
+            type=int,
+            default=None,
             help="uvicorn worker processes (default: WEB_CONCURRENCY, else one per CPU with "
-                 "Redis, one without)")
+            "Redis, one without)",
+        )
         parser.add_argument("--no-demo", action="store_true", help="do not start the fake upstream")
-        parser.add_argument("--celery", action="store_true",
-                            help="with Redis, also start a Celery worker with beat (make run)")
+        parser.add_argument(
+            "--celery",
+            action="store_true",
+            help="with Redis, also start a Celery worker with beat (make run)",
+        )
 
     def handle(self, *args, host, port, workers, no_demo, celery=False, **options):
         workers = self._workers(workers)
         demo = None
         if not no_demo:
             url = urlparse(settings.TOLLGATE_DEMO_UPSTREAM_URL)
-            demo = subprocess.Popen([
-                sys.executable, "manage.py", "fakeupstream",
-                "--host", url.hostname or "127.0.0.1", "--port", str(url.port or 8001),
-            ], cwd=settings.BASE_DIR)
+            demo = subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "fakeupstream",
+                    "--host",
+                    url.hostname or "127.0.0.1",
+                    "--port",
+                    str(url.port or 8001),
+                ],
+                cwd=settings.BASE_DIR,
+            )
             self.stdout.write(f"demo upstream on {settings.TOLLGATE_DEMO_UPSTREAM_URL}")
         usage_worker = None
         if settings.REDIS_URL and settings.TOLLGATE_USAGE_FLUSHER == "inprocess":
             # A dedicated process writes usage to the database, so the web workers'
             # event loops never share their GIL with those writes.
             usage_worker = subprocess.Popen(
-                [sys.executable, "manage.py", "usage_worker"], cwd=settings.BASE_DIR)
+                [sys.executable, "manage.py", "usage_worker"], cwd=settings.BASE_DIR
+            )
             os.environ["TOLLGATE_USAGE_FLUSHER"] = "external"  # web workers spawned...
             settings.TOLLGATE_USAGE_FLUSHER = "external"  # ...and one served in process
         celery_worker = None
         if settings.REDIS_URL and celery:
             celery_worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker", "-B",
-                 "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
-                 "--concurrency", "1", "--loglevel", "WARNING"], cwd=settings.BASE_DIR)
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-B",
+                    "--schedule",
+                    str(settings.VAR_DIR / "celerybeat-schedule"),
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=settings.BASE_DIR,
+            )
             self.stdout.write("Celery worker with beat started (roll-ups, reconciliation)")
         beat = None
         if not settings.REDIS_URL:
@@ -59,15 +88,24 @@ class Command(BaseCommand):
             beat = EmbeddedBeat()
             beat.start()
             self.stdout.write("scheduled tasks run in-process (no REDIS_URL)")
-        self.stdout.write(self.style.SUCCESS(
-            f"Tollgate on http://{host}:{port}/  (admin /admin/, API docs /api/docs, "
-            f"OpenAI base URL http://{host}:{port}/v1, Anthropic base URL http://{host}:{port})"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Tollgate on http://{host}:{port}/  (admin /admin/, API docs /api/docs, "
+                f"OpenAI base URL http://{host}:{port}/v1, Anthropic base URL http://{host}:{port})"
+            )
+        )
         try:
             uvicorn.run(
-                "config.asgi:application", host=host, port=port, workers=workers,
-                loop="uvloop", http="httptools", lifespan="on", log_level="warning",
-                access_log=False, timeout_graceful_shutdown=10,
+                "config.asgi:application",
+                host=host,
+                port=port,
+                workers=workers,
+                loop="uvloop",
+                http="httptools",
+                lifespan="on",
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=10,
             )
         finally:
             if celery_worker is not None:
@@ -89,6 +127,8 @@ class Command(BaseCommand):
             env = os.environ.get("WEB_CONCURRENCY")
             asked = int(env) if env else (os.cpu_count() or 1) if settings.REDIS_URL else 1
         if asked > 1 and not settings.REDIS_URL:
-            raise CommandError(f"--workers {asked} needs REDIS_URL: without Redis, credit "
-                               "holds and the usage queue live in one process's memory.")
+            raise CommandError(
+                f"--workers {asked} needs REDIS_URL: without Redis, credit "
+                "holds and the usage queue live in one process's memory."
+            )
         return max(asked, 1)

@@ -22,21 +22,48 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8001)
         parser.add_argument(
-            "--valid-key", action="append", dest="valid_keys", metavar="KEY",
+            "--valid-key",
+            action="append",
+            dest="valid_keys",
+            metavar="KEY",
             help="accept only these API keys (repeatable; default: any key not starting "
-                 "with 'bad-')",
+            "with 'bad-')",
         )
-        parser.add_argument("--delay-ms", type=int, default=0,
-                            help="wait this long before answering (default 0)")
-        parser.add_argument("--chunk-delay-ms", type=int, default=0,
-                            help="wait this long between stream events (default 0)")
+        parser.add_argument(
+            "--delay-ms", type=int, default=0, help="wait this long before answering (default 0)"
+        )
+        parser.add_argument(
+            "--chunk-delay-ms",
+            type=int,
+            default=0,
+            help="wait this long between stream events (default 0)",
+        )
 
-    def handle(self, *args: object, host: str, port: int, valid_keys: list[str] | None,
-               delay_ms: int, chunk_delay_ms: int, **options: object) -> None:
+    def handle(
+        self,
+        *args: object,
+        host: str,
+        port: int,
+        valid_keys: list[str] | None,
+        delay_ms: int,
+        chunk_delay_ms: int,
+        **options: object,
+    ) -> None:
         paced = Behaviour.parse({"delay_ms": delay_ms, "chunk_delay_ms": chunk_delay_ms})
-        app = FakeUpstream(valid_keys=valid_keys,
-                           default=paced if delay_ms or chunk_delay_ms else None)
-        self.stdout.write(f"fake upstream on http://{host}:{port} "
-                          "(OpenAI base URL /v1, Anthropic base URL /)")
-        uvicorn.run(app, host=host, port=port, loop="auto", http="auto", lifespan="off",
-                    log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+        app = FakeUpstream(
+            valid_keys=valid_keys, default=paced if delay_ms or chunk_delay_ms else None
+        )
+        self.stdout.write(
+            f"fake upstream on http://{host}:{port} (OpenAI base URL /v1, Anthropic base URL /)"
+        )
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            loop="auto",
+            http="auto",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )

@@ -17,14 +17,17 @@ class Command(BaseCommand):
     help = "Consume the usage queue and write request logs and ledger debits."
 
     def add_arguments(self, parser):
-        parser.add_argument("--once", action="store_true",
-                            help="write what is queued now, then exit")
+        parser.add_argument(
+            "--once", action="store_true", help="write what is queued now, then exit"
+        )
 
     def handle(self, *args, once=False, **options):
         client = sync_redis()
         if client is None:
-            raise CommandError("usage_worker needs REDIS_URL: without Redis each gateway "
-                               "process writes its own usage.")
+            raise CommandError(
+                "usage_worker needs REDIS_URL: without Redis each gateway "
+                "process writes its own usage."
+            )
         queue = RedisUsageQueue(None, client)
         flusher = UsageFlusher(queue, lambda committed: credit_pending_release(client, committed))
         if once:
