@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from accounts.models import User
-from testkit import PASSWORD, ServedApp, Tenant, make_group, make_tenant, make_user
+from testkit.tenants import PASSWORD, ServedApp, Tenant, make_group, make_tenant, make_user
 
 __all__ = ["PASSWORD", "ServedApp", "Tenant", "make_group", "make_tenant", "make_user"]
 
@@ -93,7 +93,7 @@ def live_url(gateway_server, transactional_db):
     runtime.drain()
 
 
-from gateway.fakeupstream import FakeUpstream  # noqa: E402  (plain Python, no Django)
+from testkit.fakeupstream import FakeUpstream  # noqa: E402  (plain Python, no Django)
 
 
 @dataclass

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "billing",
     "gateway",
     "dashboard",
+    "testkit",  # the fake upstream of the demo and the tests (no models)
 ]
 
 MIDDLEWARE = [

@@ -18,7 +18,7 @@ from billing.services import ledger_post
 from gateway.encryption import secret_encrypt
 from gateway.models import Deployment, Model, ModelAlias, Provider
 from gateway.runtime import runtime
-from testkit import Tenant, make_tenant
+from testkit.tenants import Tenant, make_tenant
 
 PRICES = {
     "price_input": Decimal("1.25"),

@@ -1,5 +1,5 @@
 """`python manage.py fakeupstream --port N [--host H] [--delay-ms MS] [--chunk-delay-ms MS]`:
-serve the fake OpenAI/Anthropic upstream (gateway.fakeupstream) with uvicorn, for the
+serve the fake OpenAI/Anthropic upstream (testkit.fakeupstream) with uvicorn, for the
 `make run` demo and benchmarks. The delays give every unscripted answer a model's pace:
 that long before the first byte, and between stream events.
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import uvicorn
 from django.core.management.base import BaseCommand, CommandParser
 
-from gateway.fakeupstream import FakeUpstream
-from gateway.fakeupstream.script import Behaviour
+from testkit.fakeupstream import FakeUpstream
+from testkit.fakeupstream.script import Behaviour
 
 
 class Command(BaseCommand):

@@ -29,7 +29,7 @@ from billing.signals import balance_changed
 from gateway import usage
 from gateway.models import Deployment, Model, Provider, RequestLog
 from gateway.usage import usage_batch_write
-from testkit import make_tenant
+from testkit.tenants import make_tenant
 
 STARTED = 1_760_000_000.123456
 CREDIT = 10**12

@@ -1,5 +1,5 @@
-"""Test support shared by every test module: tenant factories and a real ASGI server
-on a free port. (A module, not conftest.py, so tests can import it unambiguously.)"""
+"""Tenant factories and a real ASGI server on a free port, shared by every test module
+(a module, not conftest.py, so tests can import it unambiguously)."""
 
 from __future__ import annotations
 

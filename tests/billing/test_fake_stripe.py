@@ -4,7 +4,7 @@ import pytest
 import stripe
 
 from billing.stripe_client import stripe_configure
-from billing.tests.fake_stripe import sign_payload
+from tests.billing.fake_stripe import sign_payload
 
 LINE_ITEM = {
     "quantity": 1,

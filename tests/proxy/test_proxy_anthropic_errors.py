@@ -13,7 +13,7 @@ from accounts.services import api_key_create
 from billing.models import EntryKind
 from billing.services import ledger_post
 from gateway.models import RequestLog
-from testkit import make_tenant
+from testkit.tenants import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from django.test import Client
 from billing.models import EntryKind, LedgerEntry, StripeEvent
 from billing.selectors import balance_get
 from billing.services import balance_reconcile
-from billing.tests.conftest import deliver, stripe_event
+from tests.billing.conftest import deliver, stripe_event
 from billing.topups import topup_checkout_create
 
 USD = 1_000_000_000

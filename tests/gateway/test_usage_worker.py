@@ -19,7 +19,7 @@ from gateway.usage import (
     RedisUsageQueue,
     UsageFlusher,
 )
-from testkit import make_tenant
+from testkit.tenants import make_tenant
 
 
 @pytest.mark.django_db(transaction=True)

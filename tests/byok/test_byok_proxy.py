@@ -12,7 +12,7 @@ from accounts.models import ApiKey
 from billing.models import EntryKind, LedgerEntry
 from gateway.byok import provider_key_save
 from gateway.models import ProviderKey, ProviderKeyMode, RequestLog
-from testkit import PASSWORD
+from testkit.tenants import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -116,7 +116,7 @@ def test_staff_without_permission_cannot_adjust(client, tenant):
     assert not LedgerEntry.objects.exists()
 
 
-@pytest.mark.urls("billing.tests.admin_urls")
+@pytest.mark.urls("tests.billing.admin_urls")
 def test_the_provider_key_admin_shows_metadata_never_the_key(client, operator, tenant):
     provider = Provider.objects.create(
         slug="openai",

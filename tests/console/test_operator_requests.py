@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from dashboard import views_sessions
 from gateway.models import RequestLog
-from testkit import make_tenant
+from testkit.tenants import make_tenant
 
 
 def log(org, request_id: str, **extra) -> RequestLog:

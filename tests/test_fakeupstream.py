@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.fakeupstream.reply import Conversation, plan_reply
+from testkit.fakeupstream.reply import Conversation, plan_reply
 
 CLAUDE = "claude-sonnet-4-6"
 WEATHER_TOOL = {
@@ -691,9 +691,9 @@ def test_a_forced_tool_is_called_even_after_a_tool_result():
 
 
 def test_a_default_behaviour_serves_every_unscripted_request():
-    from gateway.fakeupstream import FakeUpstream
-    from gateway.fakeupstream.script import Behaviour
-    from testkit import ServedApp
+    from testkit.fakeupstream import FakeUpstream
+    from testkit.fakeupstream.script import Behaviour
+    from testkit.tenants import ServedApp
 
     app = FakeUpstream(default=Behaviour.parse({"status": 503}))
     served = ServedApp(app, lifespan="off")

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from accounts.services import api_key_create
-from testkit import PASSWORD, make_tenant
+from testkit.tenants import PASSWORD, make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

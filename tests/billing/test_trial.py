@@ -8,7 +8,7 @@ from django.core import mail
 from accounts.models import Membership, Organisation, Role, User
 from billing.models import EntryKind, LedgerEntry, TrialGrant
 from billing.selectors import balance_get
-from testkit import PASSWORD, make_tenant, make_user
+from testkit.tenants import PASSWORD, make_tenant, make_user
 
 pytestmark = pytest.mark.django_db
 

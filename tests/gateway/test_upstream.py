@@ -8,7 +8,7 @@ import asyncio
 import httpx2
 
 from gateway.catalog import DeploymentEntry, ProviderEntry
-from gateway.tests.test_transport import Server, ok
+from tests.gateway.test_transport import Server, ok
 from gateway.transport import LeanTransport
 from gateway.upstream import Upstream
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from billing.tests.fake_stripe import FakeStripe, sign_payload
+from tests.billing.fake_stripe import FakeStripe, sign_payload
 
 WEBHOOK_SECRET = "whsec_test_tollgate"
 WEBHOOK_URL = "/billing/stripe/webhook/"

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from billing.models import EntryKind, TopUp, TopUpStatus
 from billing.services import ledger_post
-from billing.tests.conftest import deliver, stripe_event
+from tests.billing.conftest import deliver, stripe_event
 
 pytestmark = pytest.mark.django_db
 
