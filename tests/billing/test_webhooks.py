@@ -17,10 +17,10 @@ from billing.models import (
 )
 from billing.selectors import balance_get, ledger_sum
 from billing.services import balance_reconcile
+from billing.topups import topup_checkout_create
 from tests.billing.conftest import WEBHOOK_SECRET, WEBHOOK_URL, deliver, stripe_event
 from tests.billing.fake_stripe import sign_payload
 from tests.billing.test_webhooks_concurrency import _deliver_all_at_once
-from billing.topups import topup_checkout_create
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.test import Client
 from billing.models import EntryKind, LedgerEntry, StripeEvent
 from billing.selectors import balance_get
 from billing.services import balance_reconcile
-from tests.billing.conftest import deliver, stripe_event
 from billing.topups import topup_checkout_create
+from tests.billing.conftest import deliver, stripe_event
 
 USD = 1_000_000_000
 THREADS = 8

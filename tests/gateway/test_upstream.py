@@ -8,9 +8,9 @@ import asyncio
 import httpx2
 
 from gateway.catalog import DeploymentEntry, ProviderEntry
-from tests.gateway.test_transport import Server, ok
 from gateway.transport import LeanTransport
 from gateway.upstream import Upstream
+from tests.gateway.test_transport import Server, ok
 
 
 def deployment(url: str, protocol: str) -> DeploymentEntry:
