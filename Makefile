@@ -24,11 +24,15 @@ run: install
 
 test: install chromium node-clients
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
+# The static checks of `make test` alone (mypy reads [tool.mypy] in pyproject.toml).
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # Browser tests drive Debian's Chromium; install it where missing (needs root or sudo).
 chromium:

@@ -67,10 +67,11 @@ def _clean_shared_state():
 
     cache.clear()
     from gateway.runtime import runtime
+    from testkit.observe import runtime_reset
 
-    runtime.reset()
+    runtime_reset(runtime)
     yield
-    runtime.reset()
+    runtime_reset(runtime)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import ApiKey, Group, Invitation, Membership, Organisation, User
 from accounts.services import api_key_revoke
 
@@ -83,7 +84,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "default_group", "is_active", "created_at")
+    list_display: tuple[str, ...] = ("slug", "name", "default_group", "is_active", "created_at")
     list_filter = ("is_active", "allowed_groups")
     search_fields = ("slug", "name")
     filter_horizontal = ("allowed_groups",)
@@ -201,7 +202,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return obj.status
 
     @admin.action(description="Revoke selected keys", permissions=["revoke"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+    def revoke_selected(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[ApiKey]
+    ) -> None:
         count = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(api_key=api_key, revoked_by=request.user)

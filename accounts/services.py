@@ -55,7 +55,7 @@ def api_key_create(
     organisation: Organisation,
     name: str,
     group: Group | None = None,
-    created_by=None,
+    created_by: User | None = None,
     expires_at: datetime | None = None,
     spend_limit_total_nano: int | None = None,
     spend_limit_daily_nano: int | None = None,
@@ -100,7 +100,7 @@ def api_key_create(
     raise ApiKeyError("Could not generate a unique key; try again.")
 
 
-def api_key_revoke(*, api_key: ApiKey, revoked_by=None) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, revoked_by: User | None = None) -> ApiKey:
     """Revoke at once: the row is marked, and every gateway worker drops the key from
     its caches through the invalidation signal (sent after commit)."""
     with transaction.atomic():

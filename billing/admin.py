@@ -9,14 +9,15 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import BigIntegerField, Value
+from django.db.models import BigIntegerField, Model, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from accounts.http import AuthenticatedHttpRequest
 from billing.models import LedgerEntry, OrganisationCredit, StripeEvent, TopUp, TrialGrant
 from billing.money import format_usd
 from billing.services import CreditError, credit_adjust
@@ -26,10 +27,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -64,7 +65,7 @@ class OrganisationCreditAdmin(ReadOnlyAdmin):
     fields = ("slug", "name", "balance")
     readonly_fields = ("slug", "name", "balance")
 
-    def get_queryset(self, request: HttpRequest):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrganisationCredit]:
         return (
             super()
             .get_queryset(request)
@@ -84,7 +85,7 @@ class OrganisationCreditAdmin(ReadOnlyAdmin):
         url = reverse("admin:billing_organisationcredit_adjust", args=[obj.pk])
         return format_html('<a href="{}">Adjust credit</a>', url)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<int:pk>/adjust/",
@@ -94,7 +95,7 @@ class OrganisationCreditAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def adjust_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def adjust_view(self, request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         if not request.user.has_perm("billing.add_ledgerentry"):
             raise PermissionDenied
         organisation = get_object_or_404(OrganisationCredit, pk=pk)

@@ -15,6 +15,10 @@ twice (refuses a little early) rather than not at all (would overspend).
 Key spend limits use counters per key (total, today, this month) of settled + held
 spend, kept the same way; a missing counter is rebuilt from the ledger's usage entries
 for that key. Every step is one atomic Lua script, shared by all workers.
+
+Callers see the `CreditStore` interface; `RedisCreditStore` (shared by every worker) and
+`LocalCreditStore` (one process, the embedded default) implement it side by side, and
+the gateway's runtime picks one by `TOLLGATE_STATE_BACKEND` (gateway.runtime).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from django.db.models import Sum
 from redis.exceptions import ResponseError
@@ -67,6 +73,36 @@ class Refusal:
     reason: str  # "balance" or "key_limit"
     available_nano: int
     window: str = ""
+
+
+# Runs a sync (database) function off the event loop: the runtime's `run_db`.
+RunDb = Callable[..., Awaitable[Any]]
+
+
+class CreditStore(Protocol):
+    """Holds and settlements of one organisation's credit (and its keys' limits)."""
+
+    async def reserve(
+        self, *, organisation_id: int, amount_nano: int, limits: KeyLimits | None = None
+    ) -> Hold | Refusal:
+        """Hold `amount_nano` if the organisation and the key's limits allow it."""
+
+    async def settle(
+        self, hold: Hold, actual_nano: int, request_id: str, event: bytes = b""
+    ) -> bool:
+        """Release the hold and count `actual_nano` as pending until the usage worker
+        has written it. Given a usage event's JSON, a store may append it to the usage
+        queue in the same atomic step: it returns True if it did (the caller then
+        must not append it again)."""
+
+    def flushed(self, org_requests: dict[int, list[str]]) -> None:
+        """These requests' costs are in the ledger now: no longer pending."""
+
+    def invalidate(self, organisation_ids: list[int]) -> None:
+        """Forget cached available credit (the balance changed outside the hot path)."""
+
+    async def available(self, organisation_id: int) -> int | None:
+        """What may still be held, if known."""
 
 
 def _window_start(window: str) -> dt.datetime | None:
@@ -265,7 +301,7 @@ class RedisCreditStore:
     """Reservations shared by every worker through Redis (async client on the hot
     path, sync client for the flusher and invalidation)."""
 
-    def __init__(self, async_client, sync_client, run_db) -> None:
+    def __init__(self, async_client: Any, sync_client: Any, run_db: RunDb) -> None:
         self._r = async_client
         self._s = sync_client
         self._run_db = run_db  # runs a sync function off the event loop
@@ -314,13 +350,14 @@ class RedisCreditStore:
 
     async def settle(
         self, hold: Hold, actual_nano: int, request_id: str, event: bytes = b""
-    ) -> None:
+    ) -> bool:
         """Settle a hold; with `event` (a usage event's JSON), append it to the usage
-        stream in the same atomic step."""
+        stream in the same atomic step: settling and recording are one command."""
         await self._settle(
             [*self._keys(hold.organisation_id), USAGE_STREAM, *hold.key_counters],
             [hold.amount_nano, actual_nano, request_id, HELD_IDLE_SECONDS, event],
         )
+        return bool(event)
 
     def flushed(self, org_requests: dict[int, list[str]]) -> None:
         credit_pending_release(self._s, org_requests)
@@ -340,7 +377,7 @@ class RedisCreditStore:
 class LocalCreditStore:
     """The same bookkeeping in process memory, for the embedded single-process mode."""
 
-    def __init__(self, run_db) -> None:
+    def __init__(self, run_db: RunDb) -> None:
         self._run_db = run_db
         self._lock = threading.Lock()
         self._avail: dict[int, int] = {}
@@ -381,7 +418,10 @@ class LocalCreditStore:
                 self._keyspend[counter] += amount_nano
         return Hold(org, amount_nano, tuple(counters))
 
-    async def settle(self, hold: Hold, actual_nano: int, request_id: str) -> None:
+    async def settle(
+        self, hold: Hold, actual_nano: int, request_id: str, event: bytes = b""
+    ) -> bool:
+        """Settle a hold. The usage event (if any) is left to the caller's queue."""
         org = hold.organisation_id
         with self._lock:
             if org in self._avail:
@@ -393,6 +433,7 @@ class LocalCreditStore:
             for counter in hold.key_counters:
                 if counter in self._keyspend:
                     self._keyspend[counter] += actual_nano - hold.amount_nano
+        return False
 
     def flushed(self, org_requests: dict[int, list[str]]) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from django.db.models import BigIntegerField, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Membership, Organisation, Role
+from accounts.models import Membership, Organisation, Role, User
 from billing.models import CreditBalance, EntryKind, LedgerEntry, TrialGrant
 from billing.money import usd_to_nano
 from billing.signals import balance_changed
@@ -63,7 +63,7 @@ def ledger_post(
     idempotency_key: str,
     reference: str = "",
     memo: str = "",
-    created_by=None,
+    created_by: User | None = None,
 ) -> LedgerEntry | None:
     """Append one entry and move the balance with it. Returns None if an entry with
     this idempotency key already exists (nothing changes)."""
@@ -329,7 +329,7 @@ def credit_adjust(
     organisation: Organisation,
     amount_usd: Decimal,
     memo: str,
-    created_by,
+    created_by: User | None,
     idempotency_key: str,
 ) -> LedgerEntry | None:
     """Post an operator's ADJUSTMENT (positive grants credit, negative removes it).
@@ -358,7 +358,7 @@ def credit_adjust(
 # --- Trial credit ---------------------------------------------------------------
 
 
-def trial_credit_grant(*, user, email: str) -> LedgerEntry | None:
+def trial_credit_grant(*, user: User, email: str) -> LedgerEntry | None:
     """Called when `user` verifies `email`. Claims the trial for this address (once per
     address, case-insensitively, and once per user) and grants it to the first
     organisation the user owns that has had no trial. If the user owns none yet (the
@@ -382,7 +382,7 @@ def trial_credit_grant(*, user, email: str) -> LedgerEntry | None:
         return _trial_fulfil(claim_id=claim.pk)
 
 
-def trial_credit_fulfil_pending(*, user) -> LedgerEntry | None:
+def trial_credit_fulfil_pending(*, user: User) -> LedgerEntry | None:
     """Called when `user` becomes an organisation's owner: grants a trial they claimed
     by verifying an address before they owned any organisation."""
     claim_id = (
@@ -420,8 +420,10 @@ def _trial_fulfil(*, claim_id: int) -> LedgerEntry | None:
             claim.save(update_fields=["organisation", "granted_at"])
     except IntegrityError:  # another claim took this organisation a moment ago
         return None
+    organisation = claim.organisation
+    assert organisation is not None  # set to `owned` just above
     return ledger_post(
-        organisation=claim.organisation,
+        organisation=organisation,
         kind=EntryKind.TRIAL,
         amount_nano=usd_to_nano(settings.TOLLGATE_TRIAL_CREDIT_USD),
         idempotency_key=f"trial:org:{owned}",

@@ -103,8 +103,9 @@ def _topup_for_session(row: StripeEvent, session: dict[str, Any]) -> TopUp | Non
     public_id = metadata.get("topup_id") or session.get("client_reference_id")
     topups = TopUp.objects.select_for_update()
     topup = None
-    if _uuid_or_none(public_id):
-        topup = topups.filter(public_id=_uuid_or_none(public_id)).first()
+    topup_id = _uuid_or_none(public_id)
+    if topup_id is not None:
+        topup = topups.filter(public_id=topup_id).first()
     if topup is None and session.get("id"):
         topup = topups.filter(stripe_session_id=session["id"]).first()
     if topup is not None:
@@ -254,9 +255,9 @@ def _topup_for_charge(row: StripeEvent, obj: dict[str, Any]) -> TopUp | None:
     topup = None
     if row.payment_intent:
         topup = topups.filter(stripe_payment_intent_id=row.payment_intent).first()
-    public_id = (obj.get("metadata") or {}).get("topup_id")
-    if topup is None and _uuid_or_none(public_id):
-        topup = topups.filter(public_id=_uuid_or_none(public_id)).first()
+    topup_id = _uuid_or_none((obj.get("metadata") or {}).get("topup_id"))
+    if topup is None and topup_id is not None:
+        topup = topups.filter(public_id=topup_id).first()
     if topup is not None:
         row.topup = topup
     return topup

@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Organisation
+from accounts.models import Organisation, User
 from billing.models import TopUp, TopUpStatus
 from billing.money import CentsAmounts
 from billing.stripe_client import StripeNotConfigured, checkout_session_create
@@ -111,7 +111,7 @@ def topup_checkout_create(
     *,
     organisation: Organisation,
     amount_usd: Decimal,
-    created_by,
+    created_by: User | None,
     success_url: str,
     cancel_url: str,
 ) -> StartedCheckout:

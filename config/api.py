@@ -1,7 +1,7 @@
 """The one NinjaAPI: Tollgate's own management API under /api/ (docs at /api/docs).
 
 The model-provider-compatible endpoints (/v1/chat/completions, /v1/messages,
-/v1/models) are not here: they are served by the lean ASGI app in gateway.proxy
+/v1/models) are not here: they are served by the lean ASGI app in gateway.endpoints
 (see docs/decisions.md for why).
 """
 

@@ -14,7 +14,7 @@ from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 
-from gateway.proxy import ProxyApp  # noqa: E402
+from gateway.endpoints import ProxyApp  # noqa: E402
 from gateway.runtime import runtime  # noqa: E402
 
 proxy_application = ProxyApp()

@@ -96,7 +96,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "tollgate.sqlite3",
+            "NAME": str(VAR_DIR / "tollgate.sqlite3"),
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
             # A file, not shared-cache memory, for the test database: the server under
             # test and its flusher write from other threads, and shared-cache SQLite
@@ -211,6 +211,13 @@ TOLLGATE_REDIS_MAX_CONNECTIONS = env_int("TOLLGATE_REDIS_MAX_CONNECTIONS", 200)
 # gateway process; required without Redis) or "external" (a `manage.py usage_worker`
 # process consumes the Redis stream; `manage.py serve` starts one and sets this for its
 # web workers, so the event loop never shares the GIL with database writes).
+# Where credit holds and the usage queue live (gateway.runtime): "redis", shared by
+# every worker, or "local", this process's memory (one process only).
+TOLLGATE_STATE_BACKEND = env_str("TOLLGATE_STATE_BACKEND", "redis" if REDIS_URL else "local")
+if TOLLGATE_STATE_BACKEND not in ("redis", "local"):
+    raise ConfigError("TOLLGATE_STATE_BACKEND must be 'redis' or 'local'")
+if TOLLGATE_STATE_BACKEND == "redis" and not REDIS_URL:
+    raise ConfigError("TOLLGATE_STATE_BACKEND=redis needs REDIS_URL")
 TOLLGATE_USAGE_FLUSHER = env_str("TOLLGATE_USAGE_FLUSHER", "inprocess")
 if TOLLGATE_USAGE_FLUSHER not in ("inprocess", "external"):
     raise ConfigError("TOLLGATE_USAGE_FLUSHER must be 'inprocess' or 'external'")

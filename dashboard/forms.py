@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -52,7 +53,7 @@ class ApiKeyCreateForm(forms.Form):
         value = self.cleaned_data.get(name)
         return usd_to_nano(value) if value is not None else None
 
-    def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:
+    def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["group"]
         assert isinstance(field, forms.ModelChoiceField)

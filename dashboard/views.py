@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.services import OrganisationError, organisation_create
 from billing.selectors import balance_get
 from dashboard.access import membership_for
@@ -16,7 +17,7 @@ from gateway.reports import spend_overview_get
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Send the user to their most recently joined organisation's overview."""
     membership = (
         request.user.memberships.select_related("organisation").order_by("-created_at").first()
@@ -27,7 +28,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def overview(request: HttpRequest, org: str) -> HttpResponse:
+def overview(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     """Balance, spend today / this week / this month, daily spend by model over 30
     days, top keys and models, error rate (complete days from the roll-ups)."""
     membership = membership_for(request, org)
@@ -46,7 +47,7 @@ def overview(request: HttpRequest, org: str) -> HttpResponse:
 
 
 @login_required
-def organisation_new(request: HttpRequest) -> HttpResponse:
+def organisation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = OrganisationCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

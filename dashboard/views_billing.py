@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Membership, Role
 from billing.models import TopUpStatus
 from billing.money import format_usd
@@ -92,7 +93,7 @@ def _render_billing(
 
 @login_required
 @require_GET
-def billing(request: HttpRequest, org: str) -> HttpResponse:
+def billing(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org)
     if request.GET.get("topup") == "cancelled":
         messages.info(request, "Top-up cancelled: nothing was charged.")
@@ -101,7 +102,7 @@ def billing(request: HttpRequest, org: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def billing_topup(request: HttpRequest, org: str) -> HttpResponse:
+def billing_topup(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     """GET ?amount=: the quote (fee and credit) to confirm. POST: off to Stripe."""
     membership = membership_for(request, org, minimum=Role.ADMIN)
     organisation = membership.organisation
@@ -134,7 +135,7 @@ def billing_topup(request: HttpRequest, org: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def billing_topup_return(request: HttpRequest, org: str) -> HttpResponse:
+def billing_topup_return(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     """Where Stripe sends the payer back: shows that top-up's state, nothing more."""
     membership = membership_for(request, org)
     found = topup_for_session(
@@ -147,7 +148,7 @@ def billing_topup_return(request: HttpRequest, org: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def billing_topup_status(request: HttpRequest, org: str, topup: str) -> HttpResponse:
+def billing_topup_status(request: AuthenticatedHttpRequest, org: str, topup: str) -> HttpResponse:
     membership = membership_for(request, org)
     found = topup_get(organisation=membership.organisation, public_id=topup)
     if found is None:

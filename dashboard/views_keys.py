@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import ApiKey, Membership, Role
 from accounts.selectors import api_key_list
 from accounts.services import ApiKeyError, api_key_create, api_key_revoke
@@ -42,7 +43,7 @@ def _render_list(
 
 
 @login_required
-def key_list(request: HttpRequest, org: str) -> HttpResponse:
+def key_list(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org)
     return _render_list(request, membership, None)
 
@@ -50,7 +51,7 @@ def key_list(request: HttpRequest, org: str) -> HttpResponse:
 @login_required
 @require_POST
 @never_cache
-def key_create(request: HttpRequest, org: str) -> HttpResponse:
+def key_create(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.ADMIN)
     organisation = membership.organisation
     form = ApiKeyCreateForm(request.POST, organisation=organisation)
@@ -82,7 +83,7 @@ def key_create(request: HttpRequest, org: str) -> HttpResponse:
 
 
 @login_required
-def key_revoke(request: HttpRequest, org: str, key_id: int) -> HttpResponse:
+def key_revoke(request: AuthenticatedHttpRequest, org: str, key_id: int) -> HttpResponse:
     """GET asks for confirmation; POST revokes."""
     membership = membership_for(request, org, minimum=Role.ADMIN)
     api_key = get_object_or_404(

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Invitation, Membership, Role
 from accounts.selectors import (
     invitation_pending_get_by_token,
@@ -55,13 +56,13 @@ def _render_members(
 
 
 @login_required
-def member_list(request: HttpRequest, org: str) -> HttpResponse:
+def member_list(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     return _render_members(request, membership_for(request, org))
 
 
 @login_required
 @require_POST
-def member_invite(request: HttpRequest, org: str) -> HttpResponse:
+def member_invite(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.OWNER)
     form = InvitationForm(request.POST)
     if not form.is_valid():
@@ -87,7 +88,7 @@ def member_invite(request: HttpRequest, org: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_change_role(request: HttpRequest, org: str, member_id: int) -> HttpResponse:
+def member_change_role(request: AuthenticatedHttpRequest, org: str, member_id: int) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.OWNER)
     target = get_object_or_404(
         Membership.objects.select_related("user", "organisation"),
@@ -109,7 +110,7 @@ def member_change_role(request: HttpRequest, org: str, member_id: int) -> HttpRe
 
 @login_required
 @require_POST
-def member_remove(request: HttpRequest, org: str, member_id: int) -> HttpResponse:
+def member_remove(request: AuthenticatedHttpRequest, org: str, member_id: int) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.OWNER)
     target = get_object_or_404(
         Membership.objects.select_related("user", "organisation"),
@@ -129,7 +130,9 @@ def member_remove(request: HttpRequest, org: str, member_id: int) -> HttpRespons
 
 @login_required
 @require_POST
-def invitation_cancel(request: HttpRequest, org: str, invitation_id: int) -> HttpResponse:
+def invitation_cancel(
+    request: AuthenticatedHttpRequest, org: str, invitation_id: int
+) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.OWNER)
     invitation = get_object_or_404(
         Invitation, pk=invitation_id, organisation=membership.organisation
@@ -141,7 +144,7 @@ def invitation_cancel(request: HttpRequest, org: str, invitation_id: int) -> Htt
 
 @login_required
 @never_cache
-def invitation_detail(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_detail(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
     """The link in an invitation e-mail: GET shows what joining means, POST joins.
     Anonymous visitors are sent to log in (or sign up) and come back here."""
     if request.method == "POST":

@@ -8,9 +8,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
+from accounts.http import AuthenticatedHttpRequest
 from dashboard.access import membership_for
 from gateway.reports import models_for_organisation
 
@@ -25,7 +26,7 @@ def price_per_million(price: Decimal) -> str:
 
 
 @login_required
-def model_list(request: HttpRequest, org: str) -> HttpResponse:
+def model_list(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org)
     rows = [
         {

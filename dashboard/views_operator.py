@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Organisation
 from dashboard import views_sessions
 from dashboard.views_requests import (
@@ -49,7 +50,7 @@ def _organisation_id_for(slug: str) -> int | None:
 
 
 @login_required
-def operator_overview(request: HttpRequest) -> HttpResponse:
+def operator_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     _staff_only(request)
     report = spend_overview_get(organisation_ids=None)
     return render(
@@ -65,7 +66,7 @@ def operator_overview(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def operator_requests(request: HttpRequest) -> HttpResponse:
+def operator_requests(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every organisation's request log, with the organisations' own filters."""
     _staff_only(request)
     raw, filters = filters_parse(request.GET)
@@ -94,7 +95,7 @@ def operator_requests(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def operator_request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
+def operator_request_detail(request: AuthenticatedHttpRequest, request_id: str) -> HttpResponse:
     _staff_only(request)
     row = (
         RequestLog.objects.select_related("api_key", "organisation")
@@ -115,7 +116,7 @@ def operator_request_detail(request: HttpRequest, request_id: str) -> HttpRespon
 
 
 @login_required
-def operator_sessions(request: HttpRequest) -> HttpResponse:
+def operator_sessions(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every organisation's sessions, most recently active first, with the windows and
     pages of an organisation's own Sessions page."""
     _staff_only(request)
@@ -150,7 +151,7 @@ def operator_sessions(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def operator_session_detail(
-    request: HttpRequest, organisation: str, session_id: str
+    request: AuthenticatedHttpRequest, organisation: str, session_id: str
 ) -> HttpResponse:
     """One organisation's session as its members see it. The URL's keyword is not
     `org`, so the console does not show that organisation's menu to a staff member

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Membership, Role
 from dashboard.access import membership_for
 from gateway.byok import (
@@ -78,7 +79,7 @@ def _render(
 
 @login_required
 @require_GET
-def provider_keys(request: HttpRequest, org: str) -> HttpResponse:
+def provider_keys(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     return _render(request, membership_for(request, org))
 
 
@@ -86,7 +87,9 @@ def provider_keys(request: HttpRequest, org: str) -> HttpResponse:
 @require_POST
 @never_cache
 @sensitive_post_parameters("secret")
-def provider_key_save_view(request: HttpRequest, org: str, provider: str) -> HttpResponse:
+def provider_key_save_view(
+    request: AuthenticatedHttpRequest, org: str, provider: str
+) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.ADMIN)
     found = get_object_or_404(Provider, slug=provider, enabled=True)
     form = ProviderKeyForm(request.POST)
@@ -116,7 +119,9 @@ def provider_key_save_view(request: HttpRequest, org: str, provider: str) -> Htt
 
 @login_required
 @require_POST
-def provider_key_mode_view(request: HttpRequest, org: str, provider: str) -> HttpResponse:
+def provider_key_mode_view(
+    request: AuthenticatedHttpRequest, org: str, provider: str
+) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.ADMIN)
     key = get_object_or_404(
         ProviderKey.objects.defer("secret_encrypted").select_related("provider"),
@@ -135,7 +140,9 @@ def provider_key_mode_view(request: HttpRequest, org: str, provider: str) -> Htt
 
 @login_required
 @require_POST
-def provider_key_delete_view(request: HttpRequest, org: str, provider: str) -> HttpResponse:
+def provider_key_delete_view(
+    request: AuthenticatedHttpRequest, org: str, provider: str
+) -> HttpResponse:
     membership = membership_for(request, org, minimum=Role.ADMIN)
     found = get_object_or_404(Provider, slug=provider)
     if provider_key_delete(organisation=membership.organisation, provider=found):

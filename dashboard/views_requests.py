@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import Http404, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.http import AuthenticatedHttpRequest
 from billing.money import nano_to_usd_str
 from dashboard.access import membership_for
 from gateway.models import RequestLog, RequestOutcome
@@ -65,7 +66,7 @@ def cursor_parse(raw: str) -> tuple[datetime, int] | None:
 
 
 @login_required
-def request_list(request: HttpRequest, org: str) -> HttpResponse:
+def request_list(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org)
     organisation = membership.organisation
     raw, filters = filters_parse(request.GET)
@@ -192,7 +193,7 @@ async def _csv_lines_async(rows: QuerySet[RequestLog]) -> AsyncIterator[str]:
 
 
 @login_required
-def request_export(request: HttpRequest, org: str) -> StreamingHttpResponse:
+def request_export(request: AuthenticatedHttpRequest, org: str) -> StreamingHttpResponse:
     """Every row matching the list's filters (not just one page), newest first, as CSV,
     streamed so an export of millions of rows never sits in memory."""
     membership = membership_for(request, org)
@@ -214,7 +215,7 @@ def request_export(request: HttpRequest, org: str) -> StreamingHttpResponse:
 
 
 @login_required
-def request_detail(request: HttpRequest, org: str, request_id: str) -> HttpResponse:
+def request_detail(request: AuthenticatedHttpRequest, org: str, request_id: str) -> HttpResponse:
     membership = membership_for(request, org)
     row = request_log_get(request_id=request_id, organisation_ids=[membership.organisation.pk])
     if row is None:

@@ -10,11 +10,12 @@ import string
 from datetime import datetime, timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Organisation
 from dashboard.access import membership_for
 from gateway.reports import session_get, session_requests, sessions_for
@@ -88,7 +89,7 @@ def durations_add(sessions: list[dict]) -> None:
 
 
 @login_required
-def session_list(request: HttpRequest, org: str) -> HttpResponse:
+def session_list(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     membership = membership_for(request, org)
     window = window_parse(request.GET)
     before = request.GET.get("before", "")
@@ -114,7 +115,7 @@ def session_list(request: HttpRequest, org: str) -> HttpResponse:
 
 
 @login_required
-def session_detail(request: HttpRequest, org: str, session_id: str) -> HttpResponse:
+def session_detail(request: AuthenticatedHttpRequest, org: str, session_id: str) -> HttpResponse:
     membership = membership_for(request, org)
     context = session_page_context(organisation=membership.organisation, session_id=session_id)
     return render(request, "dashboard/sessions/detail.html", {**context, "membership": membership})

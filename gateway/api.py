@@ -6,31 +6,37 @@ request is a 404, never a 403: its existence is not revealed."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import typing
 from datetime import datetime
+from typing import Any
 
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Router, Schema
 from ninja.errors import HttpError
 from ninja.security import APIKeyHeader, HttpBearer, django_auth
+from pydantic import create_model
 
-from accounts.models import ApiKey
 from billing.money import nano_to_usd_str
+from gateway.admission import key_check, key_info_load
+from gateway.protocols.errors import GatewayError
 from gateway.selectors import request_log_get, request_logs_for
+from gateway.usage_event import FOREIGN_KEYS, UsageEvent
 
 
 def _org_ids_for_key(secret: str) -> list[int] | None:
-    key = (
-        ApiKey.objects.filter(secret_hash=hashlib.sha256(secret.encode()).hexdigest())
-        .only("organisation_id", "revoked_at", "expires_at")
-        .first()
-    )
-    if key is None or key.revoked_at is not None:
+    """The key's organisation, refused exactly as the proxy refuses it (revoked,
+    expired, suspended organisation: the same check, gateway.admission.key_check).
+    None for a secret that is no key (the next way of authenticating is tried)."""
+    info = key_info_load(hashlib.sha256(secret.encode()).hexdigest())
+    if info is None:
         return None
-    if key.expires_at is not None and key.expires_at <= timezone.now():
-        return None
-    return [key.organisation_id]
+    try:
+        key_check(info)
+    except GatewayError as error:
+        raise HttpError(error.status, error.message) from None
+    return [info.organisation_id]
 
 
 class BearerKey(HttpBearer):
@@ -46,10 +52,16 @@ class HeaderKey(APIKeyHeader):
 
 
 def _organisation_ids(request: HttpRequest) -> list[int]:
-    principal = request.auth
+    """Organisations the caller may read: its key's, or (a console session) those the
+    user belongs to that are not suspended."""
+    principal = request.auth  # type: ignore[attr-defined]
     if isinstance(principal, list):
         return principal
-    return list(request.user.memberships.values_list("organisation_id", flat=True))
+    return list(
+        request.user.memberships.filter(organisation__is_active=True).values_list(  # type: ignore[union-attr]
+            "organisation_id", flat=True
+        )
+    )
 
 
 class Attempt(Schema):
@@ -63,40 +75,34 @@ class Attempt(Schema):
     started_at: float | None = None
 
 
-class RequestOut(Schema):
-    request_id: str
-    started_at: datetime
-    session_id: str
-    api_key: str | None
-    client_protocol: str
-    requested_model: str
-    resolved_model: str
-    provider: str
-    upstream_model: str
-    stream: bool
-    status_code: int
-    outcome: str
-    error_type: str
-    error_message: str
-    latency_ms: int
-    ttfb_ms: int | None
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_5m_tokens: int
-    cache_write_1h_tokens: int
-    reasoning_tokens: int
-    usage_estimated: bool
-    cost_usd: str
-    byok: bool
-    attempts: list[Attempt]
+# The request's record as the API shows it: every field of the usage event, but for
+# internal ids (which become the key's masked form) and the cost in nano-dollars (a
+# decimal string of dollars instead).
+_HIDDEN = (*FOREIGN_KEYS, "cost_nano", "attempts", "started_at")
+_EVENT_TYPES = typing.get_type_hints(UsageEvent)
+_fields: dict[str, Any] = {
+    f.name: (_EVENT_TYPES[f.name], ...)
+    for f in dataclasses.fields(UsageEvent)
+    if f.name not in _HIDDEN
+}
+RequestOutBase = create_model(  # type: ignore[call-overload]
+    "RequestOutBase",
+    __base__=Schema,
+    started_at=(datetime, ...),
+    api_key=(str | None, ...),
+    cost_usd=(str, ...),
+    attempts=(list[Attempt], ...),
+    **_fields,
+)
 
+
+class RequestOut(RequestOutBase):  # type: ignore[valid-type,misc]
     @staticmethod
-    def resolve_api_key(obj) -> str | None:
+    def resolve_api_key(obj: Any) -> str | None:
         return obj.api_key.masked if obj.api_key else None
 
     @staticmethod
-    def resolve_cost_usd(obj) -> str:
+    def resolve_cost_usd(obj: Any) -> str:
         return nano_to_usd_str(obj.cost_nano)
 
 
@@ -104,7 +110,7 @@ router = Router(tags=["requests"], auth=[BearerKey(), HeaderKey(), django_auth])
 
 
 @router.get("/requests/{request_id}", response=RequestOut, summary="One request's record")
-def request_detail(request: HttpRequest, request_id: str):
+def request_detail(request: HttpRequest, request_id: str) -> Any:
     row = request_log_get(request_id=request_id, organisation_ids=_organisation_ids(request))
     if row is None:
         raise HttpError(404, "No such request")
@@ -112,7 +118,7 @@ def request_detail(request: HttpRequest, request_id: str):
 
 
 @router.get("/requests", response=list[RequestOut], summary="Recent requests, newest first")
-def request_list(request: HttpRequest, limit: int = 50, session_id: str | None = None):
+def request_list(request: HttpRequest, limit: int = 50, session_id: str | None = None) -> Any:
     rows = request_logs_for(organisation_ids=_organisation_ids(request))
     if session_id:
         rows = rows.filter(session_id=session_id)

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+
+# The ASGI callables (asgiref's types, without depending on asgiref).
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -29,7 +36,7 @@ class Incoming:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_scope(cls, scope) -> Incoming:
+    def from_scope(cls, scope: Scope) -> Incoming:
         headers = {}
         for name, value in scope["headers"]:
             headers[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -41,7 +48,7 @@ class Incoming:
         )
 
 
-async def body_read(receive) -> bytes:
+async def body_read(receive: Receive) -> bytes:
     chunks = []
     size = 0
     while True:
@@ -67,7 +74,9 @@ def json_dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
-async def send_json(send, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, data: Any, headers: dict[str, str] | None = None
+) -> None:
     body = data if isinstance(data, bytes) else json_dumps(data)
     out = {"content-type": "application/json", "content-length": str(len(body))}
     if headers:
@@ -76,7 +85,7 @@ async def send_json(send, status: int, data: Any, headers: dict[str, str] | None
     await send({"type": "http.response.body", "body": body})
 
 
-async def stream_start(send, headers: dict[str, str] | None = None) -> None:
+async def stream_start(send: Send, headers: dict[str, str] | None = None) -> None:
     out = {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
@@ -87,21 +96,21 @@ async def stream_start(send, headers: dict[str, str] | None = None) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": _header_list(out)})
 
 
-async def stream_send(send, data: bytes) -> None:
+async def stream_send(send: Send, data: bytes) -> None:
     try:
         await send({"type": "http.response.body", "body": data, "more_body": True})
     except OSError as exc:  # uvicorn raises ClientDisconnected (an OSError)
         raise ClientGone() from exc
 
 
-async def stream_end(send) -> None:
+async def stream_end(send: Send) -> None:
     try:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except OSError:
         pass
 
 
-def disconnect_watch(receive) -> asyncio.Task:
+def disconnect_watch(receive: Receive) -> asyncio.Task[None]:
     """A task that completes when the client disconnects (the body is already read)."""
 
     async def wait() -> None:

@@ -1,25 +1,36 @@
-"""One attempt at one deployment: send the request, classify a failure, and for
-streams read up to the first content so that a failure before any byte reached the
-client can still fall back to the next deployment."""
+"""Step 5 of the hot path: calling the upstreams until one answers.
+
+A `Chain` walks the plan's candidates: one attempt at a time, or, when hedging
+(tollgate/fast), the next one started if the first has not answered within the hedge
+delay, keeping the first that succeeds. A latency budget bounds the time to first
+byte across all attempts. Each attempt is one entry of the request log's fallback
+chain (`Chain.records`), owned here.
+
+One attempt sends the request and classifies a failure (PROTOCOLS.md, Errors): which
+failures let the next deployment be tried, which rest a deployment and for how long.
+A stream is read up to its first content, so that a failure before any byte reached
+the client can still fall back invisibly.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 
-from gateway.calls import Call
-from gateway.catalog import DeploymentEntry, ModelEntry
-from gateway.protocols import responses as translate_response
-from gateway.protocols import streams as translate_stream
+from gateway import charging
+from gateway.asgi_io import json_dumps
+from gateway.context import RequestContext
+from gateway.planning import Candidate, Plan
+from gateway.protocols import registry
 from gateway.protocols.errors import GatewayError, UpstreamError, upstream_error_parse
-from gateway.protocols.passthrough import AnthropicPassthroughStream, OpenAIPassthroughStream
 from gateway.protocols.sse import SSEParser
-from gateway.protocols.tokens import estimate_tokens_anthropic
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
 
@@ -29,28 +40,7 @@ DEFAULT_429_REST = 5.0
 DEFAULT_OVERLOAD_REST = 5.0
 AUTH_FAILURE_REST = 60.0
 
-
-@dataclass
-class Candidate:
-    """A deployment with the key to call it with."""
-
-    deployment: DeploymentEntry
-    api_key: str
-    byok: bool
-    organisation_id: int
-    model: ModelEntry
-
-    @property
-    def health_key(self) -> str:
-        # Rate limits and bad credentials belong to a key: a customer's own key rests
-        # apart from the managed one.
-        if self.byok:
-            return f"{self.deployment.id}:o{self.organisation_id}"
-        return str(self.deployment.id)
-
-    @property
-    def label(self) -> str:
-        return f"{self.deployment.provider.slug}{' (BYOK)' if self.byok else ''}"
+T = TypeVar("T")
 
 
 class AttemptFailed(Exception):
@@ -69,6 +59,9 @@ class AttemptFailed(Exception):
         self.rest = rest  # seconds this deployment should rest
         self.count_failure = count_failure  # towards the circuit breaker
         self.skip_deployment = skip_deployment  # not even with another key
+
+
+# --- classifying failures ------------------------------------------------------------
 
 
 def _retry_after(headers: httpx2.Headers | None) -> float | None:
@@ -144,8 +137,8 @@ def classify(
             count_failure=False,
         )
     if status in (503, 529):
-        # 529 stays 529 for Anthropic clients (their SDK's OverloadedError); OpenAI
-        # clients are answered 503 (see Call.client_status).
+        # 529 stays 529 for Anthropic clients (their SDK's OverloadedError); the OpenAI
+        # protocols' clients are answered 503 (registry.Route.client_status).
         gw = GatewayError(
             status, f"{slug} is overloaded: {error.message}", code="upstream_overloaded"
         )
@@ -182,11 +175,14 @@ def transport_failure(cand: Candidate, exc: BaseException) -> AttemptFailed:
     return AttemptFailed(gw, retryable=True)
 
 
+# --- one attempt -------------------------------------------------------------------
+
+
 @dataclass
 class Attempt:
-    """The record of one attempt (it becomes one entry of the request log's chain)."""
+    """One call to one candidate; its record becomes one entry of the fallback chain."""
 
-    call: Call
+    chain: Chain
     candidate: Candidate
     body: bytes
     started: float = field(default_factory=time.monotonic)
@@ -195,15 +191,23 @@ class Attempt:
     cost_nano: int = 0
     record: dict[str, Any] | None = None
 
+    @property
+    def route(self) -> registry.Route:
+        return registry.route(self.chain.ctx.protocol, self.candidate.wire)
+
     def price(self, usage: Usage) -> dict[str, Any]:
-        """The usage hook of this attempt's stream adapter: the client is shown the
-        request's whole cost (this attempt plus any hedged loser's)."""
+        """Price this attempt's usage (the usage hook of its stream adapter). The
+        client is shown the request's whole cost: this attempt and any hedged loser's."""
         self.usage = usage
-        self.cost_nano, extra = self.call.cost_of(
-            usage, byok=self.candidate.byok, model=self.candidate.model
+        self.cost_nano, extra = charging.price(
+            usage, model=self.candidate.model, byok=self.candidate.byok
         )
-        extra["cost"] = (self.cost_nano + self.call.extra_cost_nano) / 1_000_000_000
+        extra["cost"] = (self.cost_nano + self.chain.extra_cost_nano) / charging.NANO_PER_USD
         return extra
+
+    def served(self) -> charging.Served:
+        cand = self.candidate
+        return charging.Served(cand.model, cand.deployment, cand.byok, self.usage, self.cost_nano)
 
     def log(self, status: int, error: str = "", *, note: str = "", error_type: str = "") -> None:
         deployment = self.candidate.deployment
@@ -219,7 +223,7 @@ class Attempt:
         }
         if note:
             self.record["note"] = note
-        self.call.attempts.append(self.record)
+        self.chain.records.append(self.record)
 
     def request(self, path: str | None = None) -> httpx2.Request:
         assert runtime.upstream is not None
@@ -227,78 +231,53 @@ class Attempt:
             self.candidate.deployment,
             api_key=self.candidate.api_key,
             body=self.body,
-            client_headers=self.call.incoming.headers,
+            client_headers=self.chain.ctx.headers,
             path=path,
+            wire=self.candidate.wire,
         )
 
+    async def send(self, *, stream: bool = False) -> httpx2.Response:
+        """The upstream's answer (any status); a transport failure is logged and raised
+        as AttemptFailed."""
+        assert runtime.upstream is not None
+        try:
+            return await runtime.upstream.send(self.request(), stream=stream)
+        except (httpx2.HTTPError, TimeoutError) as exc:
+            failure = transport_failure(self.candidate, exc)
+            self.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
+            raise failure from exc
 
-async def attempt_once(attempt: Attempt) -> dict[str, Any]:
-    """Non-streaming: the whole answer, translated to the client's protocol, with
-    usage priced into the attempt. Raises AttemptFailed."""
-    call, cand = attempt.call, attempt.candidate
-    try:
-        response = await runtime.upstream.send(attempt.request())  # type: ignore[union-attr]
-    except (httpx2.HTTPError, TimeoutError) as exc:
-        failure = transport_failure(cand, exc)
-        attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
-        raise failure from exc
+    def failed(self, status: int, content: bytes, headers: httpx2.Headers) -> AttemptFailed:
+        error = upstream_error_parse(status, content)
+        failure = classify(self.candidate, error, headers)
+        self.log(status, error.message, error_type=failure.error.code or "")
+        return failure
+
+
+async def answer_once(attempt: Attempt) -> dict[str, Any]:
+    """Non-streaming: the whole answer in the client's protocol, its usage priced
+    into the attempt. Raises AttemptFailed."""
+    response = await attempt.send()
     if response.status_code >= 400:
-        error = upstream_error_parse(response.status_code, response.content)
-        failure = classify(cand, error, response.headers)
-        attempt.log(response.status_code, error.message, error_type=failure.error.code or "")
-        raise failure
+        raise attempt.failed(response.status_code, response.content, response.headers)
     try:
         data = json.loads(response.content)
     except ValueError as exc:
         attempt.log(response.status_code, "malformed JSON", error_type="upstream_malformed")
         raise AttemptFailed(
             GatewayError(
-                502, f"{cand.label} sent a malformed response.", code="upstream_malformed"
+                502,
+                f"{attempt.candidate.label} sent a malformed response.",
+                code="upstream_malformed",
             ),
             retryable=True,
         ) from exc
     attempt.log(response.status_code)
-    upstream = cand.deployment.provider.protocol
-    public_id = cand.model.public_id
-    if upstream == "anthropic":
-        usage = Usage.from_anthropic(data.get("usage"))
-    else:
-        usage = Usage.from_openai(data.get("usage"))
-    if call.protocol == upstream:
-        data["model"] = public_id
-    elif call.protocol == "openai":
-        data = translate_response.openai_response_from_anthropic(data, model=public_id)
-    else:
-        data = translate_response.anthropic_response_from_openai(data, model=public_id)
+    route = attempt.route
+    usage = route.usage(data)
     extra = attempt.price(usage)
-    shape = usage.to_anthropic() if call.protocol == "anthropic" else usage.to_openai()
-    data["usage"] = {**shape, **extra}
-    return data
-
-
-def stream_adapter(attempt: Attempt, input_estimate: int):
-    call = attempt.call
-    upstream = attempt.candidate.deployment.provider.protocol
-    public_id = attempt.candidate.model.public_id
-    if call.protocol == "openai":
-        body = call.body or {}
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        if upstream == "openai":
-            return OpenAIPassthroughStream(
-                include_usage=include_usage,
-                input_tokens_estimate=input_estimate,
-                usage_hook=attempt.price,
-            )
-        return translate_stream.AnthropicToOpenAIStream(
-            model=public_id, include_usage=include_usage, usage_hook=attempt.price
-        )
-    if upstream == "anthropic":
-        return AnthropicPassthroughStream(usage_hook=attempt.price)
-    # message_start must carry the best known input count before the upstream says.
-    return translate_stream.OpenAIToAnthropicStream(
-        model=public_id,
-        input_tokens_estimate=estimate_tokens_anthropic(call.body or {}),
-        usage_hook=attempt.price,
+    return route.response(
+        data, model=attempt.candidate.model.public_id, usage=usage, usage_extra=extra
     )
 
 
@@ -309,30 +288,27 @@ class OpenStream:
 
     attempt: Attempt
     response: httpx2.Response
-    chunks: Any  # the response's raw byte iterator, positioned after the preamble
+    chunks: AsyncIterator[bytes]  # the raw body, positioned after the preamble
     parser: SSEParser
-    adapter: Any
+    adapter: registry.StreamAdapter
     preamble: list[bytes]
 
 
-async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
+async def stream_open(attempt: Attempt) -> OpenStream:
     """Send the request and read until the first content (or the end). Any failure
     up to here raises AttemptFailed: the client has seen nothing of this attempt."""
     cand = attempt.candidate
-    try:
-        response = await runtime.upstream.send(attempt.request(), stream=True)  # type: ignore[union-attr]
-    except (httpx2.HTTPError, TimeoutError) as exc:
-        failure = transport_failure(cand, exc)
-        attempt.log(0, str(exc) or type(exc).__name__, error_type=failure.error.code or "")
-        raise failure from exc
+    response = await attempt.send(stream=True)
     try:
         if response.status_code >= 400:
             content = await response.aread()
-            error = upstream_error_parse(response.status_code, content)
-            failure = classify(cand, error, response.headers)
-            attempt.log(response.status_code, error.message, error_type=failure.error.code or "")
-            raise failure
-        adapter = stream_adapter(attempt, input_estimate)
+            raise attempt.failed(response.status_code, content, response.headers)
+        adapter = attempt.route.stream(
+            model=cand.model.public_id,
+            request_body=attempt.chain.client_body,
+            input_estimate=attempt.chain.plan.input_estimate,
+            usage_hook=attempt.price,
+        )
         parser = SSEParser()
         chunks = response.aiter_raw()
         preamble: list[bytes] = []
@@ -385,3 +361,214 @@ async def stream_open(attempt: Attempt, input_estimate: int) -> OpenStream:
     except BaseException:
         await response.aclose()
         raise
+
+
+# --- the chain ---------------------------------------------------------------------
+
+
+def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayError:
+    """The error a client sees when no attempt succeeded: the last one's status, and
+    every attempt named in the message."""
+    last = failures[-1][1].error
+    if len(failures) == 1:
+        return last
+    tried = "; ".join(
+        f"({i}) {f.error.status} {f.error.message}" for i, (_, f) in enumerate(failures, 1)
+    )
+    return GatewayError(
+        last.status,
+        f"All {len(failures)} attempts failed: {tried}",
+        code=last.code or "all_attempts_failed",
+        type=last.type,
+        headers=last.headers,
+    )
+
+
+async def _close_result(result: Any) -> None:
+    """Close what a finished but unused attempt holds (an open upstream stream)."""
+    response = getattr(result, "response", None)
+    if response is not None:
+        await response.aclose()
+
+
+@dataclass
+class Chain:
+    """The attempts made for one request, and the one that answered."""
+
+    ctx: RequestContext
+    plan: Plan
+    client_body: dict[str, Any]  # the client's own body (stream adapters read it)
+    hedge_delay: float | None = None
+    latency_budget_ms: int | None = None  # X-Tollgate-Max-Latency-Ms
+    records: list[dict[str, Any]] = field(default_factory=list)
+    extra_cost_nano: int = 0  # what losing hedged attempts consumed (estimated)
+    winner: Attempt | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """When the first byte must have arrived (event-loop clock), if budgeted."""
+        if self.latency_budget_ms is None:
+            return None
+        return self.ctx.started + self.latency_budget_ms / 1000
+
+    def served(self) -> charging.Served | None:
+        return self.winner.served() if self.winner is not None else None
+
+    def _attempt_new(self, cand: Candidate) -> Attempt:
+        # One prepared body per wire and model; the model name sent is the deployment's.
+        prepared = self.plan.prepared(cand).body
+        if prepared.get("model") != cand.deployment.upstream_model:
+            prepared = {**prepared, "model": cand.deployment.upstream_model}
+        return Attempt(chain=self, candidate=cand, body=json_dumps(prepared))
+
+    async def _guarded(self, run: Callable[[Attempt], Awaitable[T]], attempt: Attempt) -> T:
+        """Run an attempt; anything unexpected it raises (a malformed upstream answer
+        the parsers choke on) is a failure of that deployment, not of the gateway."""
+        try:
+            return await run(attempt)
+        except (AttemptFailed, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("attempt at %s failed unexpectedly", attempt.candidate.label)
+            if attempt.record is None:
+                attempt.log(0, f"{type(exc).__name__}: {exc}", error_type="upstream_malformed")
+            raise AttemptFailed(
+                GatewayError(
+                    502,
+                    f"{attempt.candidate.label} sent a response the gateway could not read.",
+                    code="upstream_malformed",
+                ),
+                retryable=True,
+            ) from exc
+
+    @staticmethod
+    async def _note_failure(cand: Candidate, failure: AttemptFailed) -> None:
+        if failure.count_failure or failure.rest:
+            await runtime.health.record_failure(
+                cand.health_key,
+                rest_seconds=failure.rest if failure.rest else None,
+                count=failure.count_failure,
+            )
+
+    async def run(self, run: Callable[[Attempt], Awaitable[T]]) -> tuple[Attempt, T]:
+        """Try candidates until one succeeds; that attempt and `run`'s result."""
+        if self.hedge_delay is None and self.deadline is None:
+            attempt, result = await self._in_turn(run)
+        else:
+            attempt, result = await self._hedged(run)
+        self.winner = attempt
+        return attempt, result
+
+    async def _in_turn(self, run: Callable[[Attempt], Awaitable[T]]) -> tuple[Attempt, T]:
+        """The common case: one attempt at a time, awaited directly (no tasks)."""
+        failures: list[tuple[Candidate, AttemptFailed]] = []
+        skip_deployments: set[int] = set()  # the upstream said it does not know the model
+        for cand in self.plan.candidates:
+            if cand.deployment.id in skip_deployments:
+                continue
+            attempt = self._attempt_new(cand)
+            try:
+                result = await self._guarded(run, attempt)
+            except AttemptFailed as failure:
+                if failure.skip_deployment:
+                    skip_deployments.add(cand.deployment.id)
+                failures.append((cand, failure))
+                await self._note_failure(cand, failure)
+                if not failure.retryable:
+                    break
+                continue
+            await runtime.health.record_success(cand.health_key)
+            return attempt, result
+        raise failure_summary(failures)
+
+    async def _hedged(self, run: Callable[[Attempt], Awaitable[T]]) -> tuple[Attempt, T]:
+        failures: list[tuple[Candidate, AttemptFailed]] = []
+        queue = list(self.plan.candidates)
+        running: dict[asyncio.Task[T], Attempt] = {}
+        winner: tuple[Attempt, T] | None = None
+
+        def launch() -> None:
+            attempt = self._attempt_new(queue.pop(0))
+            running[asyncio.create_task(self._guarded(run, attempt))] = attempt
+
+        async def cancel_losers() -> None:
+            for task, attempt in running.items():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                if attempt.record is None:
+                    attempt.log(0, note="cancelled: another attempt answered first")
+                # The loser's prompt was sent upstream: bill what it consumed (estimated).
+                cost, _ = charging.price(
+                    Usage(input_tokens=self.plan.input_estimate),
+                    model=attempt.candidate.model,
+                    byok=attempt.candidate.byok,
+                )
+                assert attempt.record is not None
+                attempt.record["billed_estimate_nano"] = cost
+                self.extra_cost_nano += cost
+            running.clear()
+
+        launch()
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                while running:
+                    hedge = self.hedge_delay if self.hedge_delay is not None and queue else None
+                    if hedge is not None and len(running) > 1:
+                        hedge = None
+                    done, _ = await asyncio.wait(
+                        running, timeout=hedge, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if not done:
+                        launch()  # hedge: the first has not answered in time
+                        continue
+                    for task in done:
+                        attempt = running.pop(task)
+                        try:
+                            result = task.result()
+                        except AttemptFailed as failure:
+                            failures.append((attempt.candidate, failure))
+                            await self._note_failure(attempt.candidate, failure)
+                            if not failure.retryable:
+                                await cancel_losers()
+                                raise failure_summary(failures) from None
+                            continue
+                        if winner is None:
+                            winner = (attempt, result)
+                        else:  # two answered in the same instant: close the second
+                            assert attempt.record is not None
+                            attempt.record["note"] = "answered second; not used"
+                            await _close_result(result)
+                    if winner is not None:
+                        break
+                    if not running and queue:
+                        launch()
+        except TimeoutError:
+            for attempt in running.values():
+                if attempt.record is None:
+                    attempt.log(0, "latency budget spent", error_type="latency_budget_exceeded")
+            for task in list(running):
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            tried = "; ".join(
+                f"{a.get('provider')}: {a.get('status') or 'no answer'} "
+                f"{a.get('error', '')}".strip()
+                for a in self.records
+            )
+            raise GatewayError(
+                504,
+                f"The latency budget of {self.latency_budget_ms} ms was spent before a first "
+                f"byte. Tried: {tried or 'nothing'}.",
+                code="latency_budget_exceeded",
+                type="timeout_error",
+            ) from None
+        except asyncio.CancelledError:
+            # The client went away: stop every upstream request still in flight at once.
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        if winner is None:
+            raise failure_summary(failures)
+        await runtime.health.record_success(winner[0].candidate.health_key)
+        await cancel_losers()
+        return winner

@@ -26,6 +26,11 @@ class ProviderEntry:
     api_key_encrypted: str
     extra_headers: tuple[tuple[str, str], ...]
 
+    @property
+    def wires(self) -> tuple[str, ...]:
+        """The upstream wires this provider speaks (gateway.protocols.registry.WIRES)."""
+        return (self.protocol,)
+
     def managed_key(self) -> str | None:
         """The operator's key for this provider: the named environment variable wins,
         then the encrypted stored key. None if neither is set."""

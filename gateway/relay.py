@@ -1,83 +1,109 @@
-"""Serving a completion: walk the deployment chain (gateway.routing) and relay the
-answer that won, non-streaming or streaming, priced and recorded exactly once."""
+"""Step 6 of the hot path: answering the client, and handing the result to settlement.
+
+    serve_once     non-streaming: the winning attempt's answer, its cost in the body and
+                   in X-Tollgate-Cost-USD, settled before it is sent
+    serve_stream   streaming: response headers at once (or after a short grace), the
+                   winning attempt's events as they arrive with keep-alive comments
+                   while the upstream is silent, settled before the last bytes go out;
+                   a client that leaves or an upstream that breaks mid-stream is billed
+                   for what was used so far
+
+Every path out of here settles exactly once (gateway.charging.settle).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from typing import Any
 
 import httpx2
 from django.conf import settings
 
+from billing.money import nano_to_usd_str
+from gateway import charging
 from gateway.asgi_io import (
     ClientGone,
+    Send,
     json_dumps,
     send_json,
     stream_end,
     stream_send,
     stream_start,
 )
-from gateway.attempts import (
-    Attempt,
-    Candidate,
-    OpenStream,
-    attempt_once,
-    classify,
-    stream_open,
-    transport_failure,
-)
-from gateway.calls import Call
-from gateway.protocols.errors import GatewayError, upstream_error_parse
-from gateway.protocols.sse import SSE_KEEPALIVE, sse_encode
+from gateway.attempts import Attempt, Chain, OpenStream, answer_once, stream_open, transport_failure
+from gateway.protocols import registry
+from gateway.protocols.errors import GatewayError
+from gateway.protocols.sse import SSE_KEEPALIVE
 from gateway.protocols.usage import Usage
-from gateway.routing import Bodies, walk
 from gateway.runtime import runtime
 
-_rng = random.Random()
 log = logging.getLogger("tollgate.proxy")
 
 
-async def serve_once(
-    call: Call,
-    send,
-    candidates: list[Candidate],
-    bodies: Bodies,
+def client_headers(ticket: charging.Ticket, chain: Chain | None = None) -> dict[str, str]:
+    """What every answer carries: the request id, and where it was (or would be) served."""
+    headers = {"x-tollgate-request-id": ticket.ctx.request_id}
+    winner = chain.winner if chain is not None else None
+    deployment = winner.candidate.deployment if winner else ticket.deployment
+    model = winner.candidate.model if winner else ticket.model
+    if deployment is not None:
+        headers["x-tollgate-provider"] = deployment.provider.slug
+    if model is not None:
+        headers["x-tollgate-model"] = model.public_id
+    if chain is not None and chain.records:
+        headers["x-tollgate-attempted-count"] = str(len(chain.records))
+    dropped = chain.plan.dropped_tools if chain is not None else ()
+    if dropped:
+        headers["x-tollgate-dropped-tools"] = ",".join(dropped)
+    return headers
+
+
+def outcome_of(
+    chain: Chain,
     *,
-    hedge_delay: float | None,
-    input_estimate: int,
-) -> None:
-    attempt, data = await walk(
-        call,
-        candidates,
-        bodies,
-        attempt_once,
-        hedge_delay=hedge_delay,
-        input_estimate=input_estimate,
+    status: int,
+    outcome: str,
+    error: GatewayError | None = None,
+    ttfb_ms: int | None = None,
+    usage_estimated: bool = False,
+) -> charging.Outcome:
+    return charging.Outcome(
+        status=status,
+        outcome=outcome,
+        error=error,
+        served=chain.served(),
+        attempts=chain.records,
+        extra_cost_nano=chain.extra_cost_nano,
+        ttfb_ms=ttfb_ms,
+        usage_estimated=usage_estimated,
     )
-    call.adopt(attempt)
-    if call.extra_cost_nano:
-        data["usage"]["cost"] = call.cost_nano / 1_000_000_000
-    await call.finish(status=200, outcome="ok")
-    await send_json(send, 200, json_dumps(data), call.cost_headers())
+
+
+async def serve_once(ticket: charging.Ticket, chain: Chain, send: Send) -> None:
+    attempt, data = await chain.run(answer_once)
+    if chain.extra_cost_nano:
+        data["usage"]["cost"] = (attempt.cost_nano + chain.extra_cost_nano) / 1_000_000_000
+    result = outcome_of(chain, status=200, outcome="ok")
+    await charging.settle(ticket, result)
+    headers = client_headers(ticket, chain)
+    headers["x-tollgate-cost-usd"] = nano_to_usd_str(result.cost_nano)
+    await send_json(send, 200, json_dumps(data), headers)
 
 
 class _Out:
     """The client side of a stream: headers once, then bytes, with keep-alive comments
     whenever nothing else has been sent for a while."""
 
-    def __init__(self, call: Call, send) -> None:
-        self.call, self.send = call, send
+    def __init__(self, headers: dict[str, str], send: Send) -> None:
+        self.headers, self.send = headers, send
         self.started = False
-        self.sent_data = False
         self.last_sent = time.monotonic()
 
     async def open(self) -> None:
         if not self.started:
             self.started = True
-            await stream_start(self.send, self.call.base_headers())
+            await stream_start(self.send, self.headers)
 
     async def write(self, data: bytes) -> None:
         await self.open()
@@ -100,43 +126,33 @@ class _Out:
                 await self.write(SSE_KEEPALIVE)
 
 
-async def serve_stream(
-    call: Call,
-    send,
-    disconnected: asyncio.Task,
-    candidates: list[Candidate],
-    bodies: Bodies,
-    *,
-    hedge_delay: float | None,
-    input_estimate: int,
-) -> None:
-    out = _Out(call, send)
-    state: dict[str, Any] = {}
+class _Relay:
+    """One stream being relayed: the winning attempt's events, and its settlement."""
 
-    async def run(attempt: Attempt) -> OpenStream:
-        return await stream_open(attempt, input_estimate)
+    def __init__(self, ticket: charging.Ticket, chain: Chain, out: _Out) -> None:
+        self.ticket, self.chain, self.out = ticket, chain, out
+        self.opened: OpenStream | None = None
+        self.ttfb_ms: int | None = None
 
-    async def pump() -> None:
-        keepalive = asyncio.create_task(out.keepalive())
+    async def pump(self) -> None:
+        keepalive = asyncio.create_task(self.out.keepalive())
         try:
-            await relay()
+            await self._relay()
         finally:
             keepalive.cancel()
             await asyncio.gather(keepalive, return_exceptions=True)
 
-    async def relay() -> None:
-        attempt, opened = await walk(
-            call, candidates, bodies, run, hedge_delay=hedge_delay, input_estimate=input_estimate
-        )
-        call.adopt(attempt)
-        state["opened"] = opened
-        call.mark_first_byte()
+    async def _relay(self) -> None:
+        attempt, opened = await self.chain.run(stream_open)
+        self.opened = opened
+        self.ttfb_ms = self.chain.ctx.elapsed_ms()
+        self.out.headers = client_headers(self.ticket, self.chain)
         adapter = opened.adapter
         try:
             if adapter.done:
-                await _finish_stream(call, adapter, input_estimate)
+                await self.finish()
             if opened.preamble:
-                await out.write(b"".join(opened.preamble))
+                await self.out.write(b"".join(opened.preamble))
             # One write per upstream read, however many events it held: each write is
             # a system call, and events often arrive several to a packet.
             async for chunk in opened.chunks:
@@ -144,17 +160,17 @@ async def serve_stream(
                 for event in opened.parser.feed(chunk):
                     batch.extend(adapter.feed(event))
                     if adapter.done:
-                        await _finish_stream(call, adapter, input_estimate)
+                        await self.finish()
                 if batch:
-                    await out.write(b"".join(batch))
+                    await self.out.write(b"".join(batch))
             for event in opened.parser.flush():
                 batch = adapter.feed(event)
                 if batch:
-                    await out.write(b"".join(batch))
+                    await self.out.write(b"".join(batch))
             tail = adapter.finish()
-            await _finish_stream(call, adapter, input_estimate)
+            await self.finish()
             if tail:
-                await out.write(b"".join(tail))
+                await self.out.write(b"".join(tail))
         except httpx2.HTTPError as exc:
             failure = transport_failure(attempt.candidate, exc)
             raise GatewayError(
@@ -165,7 +181,7 @@ async def serve_stream(
         except (ClientGone, GatewayError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a malformed event after output started
-            log.exception("stream relay failed for %s", call.request_id)
+            log.exception("stream relay failed for %s", self.chain.ctx.request_id)
             raise GatewayError(
                 502,
                 f"{attempt.candidate.label} sent a malformed stream.",
@@ -174,7 +190,87 @@ async def serve_stream(
         finally:
             await opened.response.aclose()
 
-    task = asyncio.create_task(pump())
+    def _partial_usage(self) -> bool:
+        """A stream that did not end cleanly: price what the upstream reported so far,
+        and estimate what it did not (input from the request, output from the events
+        seen). Whether anything was estimated."""
+        winner = self.chain.winner
+        adapter = self.opened.adapter if self.opened is not None else None
+        estimated = bool(adapter.usage_estimated) if adapter is not None else False
+        if winner is None or winner.usage is not None:
+            return estimated
+        usage = (adapter.usage if adapter is not None else None) or Usage()
+        if usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens == 0:
+            usage.input_tokens = self.chain.plan.input_estimate
+            estimated = True
+        if usage.output_tokens == 0 and adapter is not None:
+            usage.output_tokens = adapter.output_estimate
+            estimated = True
+        winner.price(usage)
+        return estimated
+
+    async def finish(self) -> None:
+        """The upstream's answer is complete (or ended): settle before the client gets
+        the last bytes."""
+        if self.ticket.settled:
+            return
+        assert self.opened is not None
+        adapter = self.opened.adapter
+        estimated = self._partial_usage()  # if no final usage came
+        error: GatewayError | None = None
+        if adapter.error is not None:
+            error = GatewayError(
+                adapter.error.status, adapter.error.message, code="upstream_stream_error"
+            )
+            status, outcome = adapter.error.status, "error"
+        elif not adapter.done:
+            error = GatewayError(
+                502,
+                "The upstream ended the stream without finishing it.",
+                code="upstream_stream_incomplete",
+            )
+            status, outcome = 502, "error"
+        else:
+            status, outcome = 200, "ok"
+        await charging.settle(
+            self.ticket,
+            outcome_of(
+                self.chain,
+                status=status,
+                outcome=outcome,
+                error=error,
+                ttfb_ms=self.ttfb_ms,
+                usage_estimated=estimated,
+            ),
+        )
+
+    async def bill_partial(
+        self, *, status: int, outcome: str, error: GatewayError | None = None
+    ) -> None:
+        """The stream ended early (client gone, upstream failure after output started):
+        bill what was used so far and log it."""
+        if self.ticket.settled:
+            return
+        estimated = self._partial_usage()
+        await charging.settle(
+            self.ticket,
+            outcome_of(
+                self.chain,
+                status=status,
+                outcome=outcome,
+                error=error,
+                ttfb_ms=self.ttfb_ms,
+                usage_estimated=estimated,
+            ),
+        )
+
+
+async def serve_stream(
+    ticket: charging.Ticket, chain: Chain, send: Send, disconnected: asyncio.Task[None]
+) -> None:
+    out = _Out(client_headers(ticket, chain), send)
+    relay = _Relay(ticket, chain, out)
+    task = asyncio.create_task(relay.pump())
     try:
         await asyncio.wait({task, disconnected}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
@@ -183,22 +279,18 @@ async def serve_stream(
             raise ClientGone()
         task.result()
     except ClientGone:
-        await _bill_partial(
-            call, state.get("opened"), input_estimate, status=499, outcome="cancelled"
-        )
+        await relay.bill_partial(status=499, outcome="cancelled")
         return
     except GatewayError as error:
         if not out.started:
-            raise  # nothing sent yet: the caller answers with a proper status
-        await _bill_partial(
-            call,
-            state.get("opened"),
-            input_estimate,
-            status=error.status,
-            outcome="error",
-            error=error,
-        )
-        await _send_stream_error(call, send, error)
+            raise  # nothing sent yet: the endpoint answers with a proper status
+        await relay.bill_partial(status=error.status, outcome="error", error=error)
+        route = registry.route(chain.ctx.protocol, _wire(chain))
+        adapter = relay.opened.adapter if relay.opened is not None else None
+        try:
+            await stream_send(send, route.stream_error(error, chain.ctx.request_id, adapter))
+        except ClientGone:
+            pass
     finally:
         if not task.done():  # the server is shutting down: stop relaying
             task.cancel()
@@ -206,86 +298,23 @@ async def serve_stream(
     await stream_end(send)
 
 
-def _partial_usage(call: Call, adapter, input_estimate: int) -> None:
-    """A stream that did not end cleanly: price what the upstream reported so far, and
-    estimate what it did not (input from the request, output from the events seen)."""
-    served = call.served
-    if served is None or served.usage is not None:
-        return
-    usage = (adapter.usage if adapter is not None else None) or Usage()
-    if usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens == 0:
-        usage.input_tokens = input_estimate
-        call.usage_estimated = True
-    if usage.output_tokens == 0 and adapter is not None:
-        usage.output_tokens = getattr(adapter, "output_estimate", 0)
-        call.usage_estimated = True
-    served.price(usage)
-
-
-async def _finish_stream(call: Call, adapter, input_estimate: int) -> None:
-    if call.finished:
-        return
-    call.usage_estimated = bool(getattr(adapter, "usage_estimated", False))
-    _partial_usage(call, adapter, input_estimate)  # if no final usage came
-    if adapter.error is not None:
-        error = GatewayError(
-            adapter.error.status, adapter.error.message, code="upstream_stream_error"
-        )
-        finish = call.finish(status=adapter.error.status, outcome="error", error=error)
-    elif not adapter.done:
-        error = GatewayError(
-            502,
-            "The upstream ended the stream without finishing it.",
-            code="upstream_stream_incomplete",
-        )
-        finish = call.finish(status=502, outcome="error", error=error)
-    else:
-        finish = call.finish(status=200, outcome="ok")
-    # Billing must complete even if the client leaves during it.
-    await asyncio.shield(finish)
-
-
-async def _bill_partial(
-    call: Call,
-    opened: OpenStream | None,
-    input_estimate: int,
-    *,
-    status: int,
-    outcome: str,
-    error: GatewayError | None = None,
-) -> None:
-    """The stream ended early (client gone, upstream failure after output started):
-    bill what was used so far and log it."""
-    if call.finished:
-        return
-    _partial_usage(call, opened.adapter if opened is not None else None, input_estimate)
-    await asyncio.shield(call.finish(status=status, outcome=outcome, error=error))
-
-
-async def _send_stream_error(call: Call, send, error: GatewayError) -> None:
-    try:
-        if call.protocol == "anthropic":
-            await stream_send(send, sse_encode(call.error_body(error), "error"))
-        else:
-            await stream_send(send, sse_encode(call.error_body(error)))
-    except ClientGone:
-        pass
+def _wire(chain: Chain) -> str:
+    winner = chain.winner
+    return winner.candidate.wire if winner is not None else chain.plan.candidates[0].wire
 
 
 async def relay_passthrough(
-    call: Call, send, candidate: Candidate, *, body: bytes, path: str
+    ticket: charging.Ticket, chain: Chain, send: Send, *, body: bytes, path: str
 ) -> None:
     """A free upstream call answered as is (token counting)."""
-    attempt = Attempt(call=call, candidate=candidate, body=body)
+    cand = chain.plan.candidates[0]
+    attempt = Attempt(chain=chain, candidate=cand, body=body)
+    assert runtime.upstream is not None
     try:
-        response = await runtime.upstream.send(attempt.request(path))  # type: ignore[union-attr]
+        response = await runtime.upstream.send(attempt.request(path))
     except httpx2.HTTPError as exc:
-        raise transport_failure(candidate, exc).error from exc
+        raise transport_failure(cand, exc).error from exc
     if response.status_code >= 400:
-        error = upstream_error_parse(response.status_code, response.content)
-        raise classify(candidate, error, response.headers).error
-    await send_json(send, 200, response.content, {"x-tollgate-request-id": call.request_id})
-
-
-def rng() -> random.Random:
-    return _rng
+        raise attempt.failed(response.status_code, response.content, response.headers).error
+    headers = {"x-tollgate-request-id": ticket.ctx.request_id}
+    await send_json(send, 200, response.content, headers)

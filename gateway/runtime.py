@@ -5,6 +5,11 @@ listener. Started and stopped by the ASGI lifespan (config/asgi.py).
 Lookups on the hot path are answered from memory; a miss falls through to Redis and
 then to the database, whose sync ORM calls run on a small dedicated thread pool so
 they never block the event loop.
+
+`TOLLGATE_STATE_BACKEND` picks where credit holds and the usage queue live: "redis"
+(shared by every worker; the default when REDIS_URL is set) or "local" (this process's
+memory, the embedded single-process default). Both sides implement the same
+interfaces (billing.credit.CreditStore, gateway.usage.UsageQueue).
 """
 
 from __future__ import annotations
@@ -13,19 +18,22 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections
 
-from billing.credit import LocalCreditStore, RedisCreditStore
-from gateway.asgi_io import json_dumps
-from gateway.auth import KeyInfo, key_info_load
+from billing.credit import CreditStore, LocalCreditStore, RedisCreditStore
+from gateway.admission import KeyInfo, key_info_load
 from gateway.catalog import CatalogSnapshot, catalog_snapshot_load
 from gateway.health import DeploymentHealth
 from gateway.upstream import Upstream
-from gateway.usage import LocalUsageQueue, RedisUsageQueue, UsageFlusher
+from gateway.usage import LocalUsageQueue, RedisUsageQueue, UsageFlusher, UsageQueue
+from gateway.usage_event import UsageEvent
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ return 1
 """
 
 
-def _db_call(fn, *args):
+def _db_call(fn: Callable[..., T], *args: Any) -> T:
     close_old_connections()
     try:
         return fn(*args)
@@ -56,29 +64,25 @@ class Runtime:
         self._byok: dict[int, tuple[dict[int, tuple[str, str]], float]] = {}
         self._snapshot: CatalogSnapshot | None = None
         self._catalog_generation = 0
-        self._snapshot_loading: asyncio.Future | None = None
-        self._tasks: list[asyncio.Task] = []
-        self.redis = None  # redis.asyncio client when REDIS_URL is set
+        self._snapshot_loading: asyncio.Future[CatalogSnapshot] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.redis: Any = None  # redis.asyncio client with the "redis" backend
         self.upstream: Upstream | None = None
-        self.credit: Any = None
-        self.usage: Any = None
+        self.credit: CreditStore = LocalCreditStore(self.run_db)
+        self.usage: UsageQueue = LocalUsageQueue()
         self.flusher: UsageFlusher | None = None
         self.health = DeploymentHealth()
         self.started = False
-        # Counts usage events queued by this process; tests wait on it instead of
-        # sleeping (a request the client abandoned finishes after the client is gone).
-        self.events_queued = 0
-        self._events = threading.Condition()
+        # Called with every usage event once it is settled and queued (observers such
+        # as metrics; they must be quick and must not raise).
+        self.on_recorded: list[Callable[[UsageEvent], None]] = []
 
-    def event_queued(self) -> None:
-        with self._events:
-            self.events_queued += 1
-            self._events.notify_all()
-
-    def wait_for_events(self, count: int, timeout: float = 10.0) -> bool:
-        """Block until `count` events have been queued in total (tests)."""
-        with self._events:
-            return self._events.wait_for(lambda: self.events_queued >= count, timeout)
+    def recorded(self, event: UsageEvent) -> None:
+        for listener in self.on_recorded:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("usage event listener failed")
 
     # --- life cycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -87,7 +91,7 @@ class Runtime:
         from gateway.invalidation import sync_redis
 
         self.upstream = Upstream()
-        sync_client = sync_redis()
+        sync_client = sync_redis() if settings.TOLLGATE_STATE_BACKEND == "redis" else None
         if sync_client is not None:
             import redis.asyncio as aioredis
 
@@ -143,35 +147,22 @@ class Runtime:
         for future in [self._executor.submit(close) for _ in range(workers)]:
             future.result(timeout=15)
 
-    def reset(self) -> None:
-        """Forget every cached thing (tests: each starts cold)."""
+    def caches_clear(self) -> None:
+        """Forget every cached key, provider key and catalog snapshot: the next request
+        reads them again (as after losing the invalidation channel)."""
+        self._key_generation += 1
         self._keys.clear()
         self._byok.clear()
+        self._catalog_generation += 1
         self._snapshot = None
-        self.health.reset()
-        if self.credit is not None and isinstance(self.credit, LocalCreditStore):
-            self.credit.__init__(self.run_db)
 
     def drain(self) -> None:
-        """Write every queued usage event now (tests and shutdown)."""
+        """Write every queued usage event now (shutdown, and tests)."""
         if self.flusher is not None:
             self.flusher.drain()
 
-    async def run_db(self, fn, *args):
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, _db_call, fn, *args)
-
-    async def settle_and_record(
-        self, hold, cost_nano: int, event: dict | None, request_id: str
-    ) -> None:
-        """Settle a credit hold and queue the usage event: with Redis, one script call,
-        sent together with those of the other requests finishing at the same time."""
-        if self.redis is not None and hold is not None and event is not None:
-            await self.credit.settle(hold, cost_nano, request_id, json_dumps(event))
-            return
-        if hold is not None:
-            await self.credit.settle(hold, cost_nano, request_id)
-        if event is not None:
-            await self.usage.append(event)
 
     # --- invalidation --------------------------------------------------------------
     def apply_invalidation(self, kind: str, value: str) -> None:
@@ -185,7 +176,7 @@ class Runtime:
             self._byok.pop(int(value), None)
         elif kind == "rest":
             self.health.apply(value)
-        elif kind == "credit" and self.credit is not None:
+        elif kind == "credit":
             self.credit.invalidate([int(value)])
 
     async def _listen(self) -> None:
@@ -196,10 +187,7 @@ class Runtime:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
                 # Anything may have changed while we were not listening.
-                self._key_generation += 1
-                self._keys.clear()
-                self._catalog_generation += 1
-                self._snapshot = None
+                self.caches_clear()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -221,7 +209,7 @@ class Runtime:
             return snapshot
         return await self._catalog_reload()
 
-    def _catalog_reload(self) -> asyncio.Future:
+    def _catalog_reload(self) -> asyncio.Future[CatalogSnapshot]:
         if self._snapshot_loading is None or self._snapshot_loading.done():
             self._snapshot_loading = asyncio.ensure_future(self._load_snapshot())
         return self._snapshot_loading

@@ -84,10 +84,11 @@ class Upstream:
         body: bytes,
         client_headers: dict[str, str],
         path: str | None = None,
+        wire: str | None = None,
     ) -> httpx2.Request:
-        """The HTTP request for one attempt. `path` defaults to the protocol's chat
-        endpoint. Only headers the upstream needs are sent: never the client's own
-        Tollgate key."""
+        """The HTTP request for one attempt. `path` defaults to the endpoint of the
+        wire spoken (the provider's protocol unless given). Only headers the upstream
+        needs are sent: never the client's own Tollgate key."""
         provider = deployment.provider
         # Identity: streams are relayed as the bytes arrive, which a compressed stream
         # would break, and answers are small next to the time they take to generate.
@@ -108,7 +109,8 @@ class Upstream:
             url = provider.base_url + (path or "/messages")
         else:
             headers["authorization"] = f"Bearer {api_key}"
-            url = provider.base_url + (path or "/chat/completions")
+            default = "/responses" if wire == "responses" else "/chat/completions"
+            url = provider.base_url + (path or default)
         for name, value in provider.extra_headers:
             headers[name] = value
         parsed = self._urls.get(url)

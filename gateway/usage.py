@@ -22,10 +22,10 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import (
@@ -46,6 +46,8 @@ from billing.services import Posting, ledger_post_many_keys
 from config.sql import column_base_type
 from gateway.asgi_io import json_dumps
 from gateway.models import Deployment, RequestLog
+from gateway.usage_event import EVENT_COLUMNS as _EVENT_COLUMNS
+from gateway.usage_event import LOG_FIELDS as _LOG_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -54,45 +56,6 @@ REFUSED_STREAM = "tg:usage:refused"  # events the database refused on their own
 LAST_USED_RESOLUTION_SECONDS = 30
 _last_used_written: dict[int, float] = {}
 GROUP = "flushers"
-
-_LOG_FIELDS = (
-    "request_id",
-    "session_id",
-    "client_protocol",
-    "requested_model",
-    "resolved_model",
-    "provider",
-    "upstream_model",
-    "stream",
-    "status_code",
-    "outcome",
-    "error_type",
-    "error_message",
-    "latency_ms",
-    "ttfb_ms",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "usage_estimated",
-    "cost_nano",
-    "byok",
-    "attempts",
-    "route_reason",
-)
-# What a request log row takes from its event (the rest are the model's defaults).
-_EVENT_COLUMNS = frozenset(
-    (*_LOG_FIELDS, "organisation_id", "api_key_id", "deployment_id", "started_at")
-)
-
-
-def byok_fee_nano(list_cost_nano: int) -> int:
-    """The fee on a request served with the customer's own key: a percentage of what
-    it would have cost on managed credit, rounded half up to the nano-dollar."""
-    fee = Decimal(list_cost_nano) * settings.TOLLGATE_BYOK_FEE_PERCENT / 100
-    return int(fee.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _existing(ids: dict[type[models.Model], set[Any]]) -> dict[type[models.Model], set[int]]:
@@ -306,9 +269,29 @@ def _storable(value: Any, key: str = "") -> Any:
 
 
 @dataclass
-class _Batch:
+class Batch:
+    """Events taken from a queue, and the queue's handles to acknowledge them."""
+
     events: list[dict[str, Any]]
     ids: list[Any]
+
+
+class UsageQueue(Protocol):
+    """Where usage events wait for the worker: a Redis stream shared by every process
+    (`RedisUsageQueue`), or process memory in the embedded default
+    (`LocalUsageQueue`). Events are usage_event.UsageEvent.wire() dicts."""
+
+    async def append(self, event: dict[str, Any]) -> None:
+        """Queue one event (the hot path; the credit store may have done it already)."""
+
+    def take(self, *, block: bool) -> Batch:
+        """The next batch (empty if none came within a flush interval)."""
+
+    def ack(self, batch: Batch) -> None:
+        """The batch is written: remove it for good."""
+
+    def set_aside(self, event: dict[str, Any], error: str) -> None:
+        """The database refused this event on its own: keep it apart for the operator."""
 
 
 class UsageFlusher:
@@ -317,7 +300,9 @@ class UsageFlusher:
     `on_written({org: [request ids]})` is called after each committed batch, before it
     is acknowledged (the credit store releases what it counted as pending)."""
 
-    def __init__(self, source, on_written) -> None:
+    def __init__(
+        self, source: UsageQueue, on_written: Callable[[dict[int, list[str]]], None]
+    ) -> None:
         self._source = source
         self._on_written = on_written
         self._stop = threading.Event()
@@ -418,21 +403,21 @@ class LocalUsageQueue:
     async def append(self, event: dict[str, Any]) -> None:
         self._q.put_nowait(event)
 
-    def take(self, *, block: bool) -> _Batch:
+    def take(self, *, block: bool) -> Batch:
         events: list[dict[str, Any]] = []
         try:
             timeout = settings.TOLLGATE_USAGE_FLUSH_MS / 1000
             events.append(self._q.get(block=block, timeout=timeout if block else None))
         except queue.Empty:
-            return _Batch([], [])
+            return Batch([], [])
         while len(events) < settings.TOLLGATE_USAGE_BATCH_SIZE:
             try:
                 events.append(self._q.get_nowait())
             except queue.Empty:
                 break
-        return _Batch(events, [])
+        return Batch(events, [])
 
-    def ack(self, batch: _Batch) -> None:
+    def ack(self, batch: Batch) -> None:
         pass
 
     def set_aside(self, event: dict[str, Any], error: str) -> None:
@@ -464,7 +449,7 @@ class RedisUsageQueue:
         """An event with no credit hold to settle (the settle script appends the rest)."""
         await self._r.xadd(STREAM, {"e": json_dumps(event)})
 
-    def take(self, *, block: bool) -> _Batch:
+    def take(self, *, block: bool) -> Batch:
         try:
             return self._take(block=block)
         except Exception as exc:
@@ -475,7 +460,7 @@ class RedisUsageQueue:
             self._group_create()
             return self._take(block=block)
 
-    def _take(self, *, block: bool) -> _Batch:
+    def _take(self, *, block: bool) -> Batch:
         count = settings.TOLLGATE_USAGE_BATCH_SIZE
         entries: list[tuple[Any, dict]] = []
         now = time.monotonic()
@@ -504,14 +489,14 @@ class RedisUsageQueue:
             ids.append(entry_id)
         if ids and not events:
             self._s.xack(STREAM, GROUP, *ids)
-        return _Batch(events, ids)
+        return Batch(events, ids)
 
     def set_aside(self, event: dict[str, Any], error: str) -> None:
         """Keep an event the database refused in a stream of its own, for the operator
         to inspect and replay (XRANGE tg:usage:refused)."""
         self._s.xadd(REFUSED_STREAM, {"e": json.dumps(event), "error": error[:1000]})
 
-    def ack(self, batch: _Batch) -> None:
+    def ack(self, batch: Batch) -> None:
         if batch.ids:
             pipe = self._s.pipeline(transaction=False)
             pipe.xack(STREAM, GROUP, *batch.ids)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Literal
 
 from accounts.models import Group, Membership, Organisation, Role, User
 
@@ -58,7 +59,7 @@ class ServedApp:
     """An ASGI app served by uvicorn in a thread on an already-listening socket, so
     clients may connect the moment the fixture returns (no start-up wait)."""
 
-    def __init__(self, app, *, lifespan: str = "on") -> None:
+    def __init__(self, app, *, lifespan: Literal["auto", "on", "off"] = "on") -> None:
         import uvicorn
 
         self.sock = _free_socket()

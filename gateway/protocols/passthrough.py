@@ -35,11 +35,12 @@ class OpenAIPassthroughStream:
         self.include_usage = include_usage
         self.input_tokens_estimate = input_tokens_estimate
         self.usage_hook = usage_hook
-        self.usage: Usage | None = None
+        self.usage = Usage()
         self.usage_estimated = False
         self.done = False
         self.error: UpstreamError | None = None
         self.emitted_content = False
+        self._usage_seen = False
         self._chunks = 0
         self._last: dict[str, Any] = {}
 
@@ -66,6 +67,7 @@ class OpenAIPassthroughStream:
         if _HAS_USAGE.search(raw):
             chunk = event.json()
             self.usage = Usage.from_openai(chunk.get("usage"))
+            self._usage_seen = True
             extra = self._hook(self.usage)
             if chunk.get("choices"):
                 # Usage inside a content chunk (some compatible upstreams do this).
@@ -93,7 +95,7 @@ class OpenAIPassthroughStream:
     def _close(self) -> list[bytes]:
         self.done = True
         out: list[bytes] = []
-        if self.usage is None:
+        if not self._usage_seen:
             # The upstream ignored include_usage: estimate, and say so in the log.
             self.usage = Usage(input_tokens=self.input_tokens_estimate, output_tokens=self._chunks)
             self.usage_estimated = True
@@ -126,7 +128,7 @@ class AnthropicPassthroughStream:
 
     def __init__(self, *, usage_hook: UsageHook | None = None) -> None:
         self.usage_hook = usage_hook
-        self.usage: Usage | None = None
+        self.usage = Usage()
         self.usage_estimated = False
         self.done = False
         self.error: UpstreamError | None = None
@@ -148,8 +150,6 @@ class AnthropicPassthroughStream:
             return [event.raw]
         if name == "message_delta":
             data = event.json()
-            if self.usage is None:
-                self.usage = Usage()
             self.usage.merge_anthropic_delta(data.get("usage"))
             if self.usage_hook and not self._hooked:
                 self._hooked = True

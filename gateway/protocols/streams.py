@@ -67,6 +67,7 @@ class AnthropicToOpenAIStream:
         self.include_usage = include_usage
         self.usage_hook = usage_hook
         self.usage = Usage()
+        self.usage_estimated = False
         self.done = False
         self.error: UpstreamError | None = None
         self.emitted_content = False

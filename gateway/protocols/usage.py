@@ -77,6 +77,28 @@ class Usage:
             cache_write_1h_tokens=w1h,
         )
 
+    @classmethod
+    def from_responses(cls, usage: dict[str, Any] | None) -> Usage:
+        """OpenAI Responses usage: `input_tokens` INCLUDES cached tokens (like Chat
+        Completions' prompt_tokens), `input_tokens_details.cached_tokens` are cache
+        reads and `cache_write_tokens` cache writes (priced as 5-minute writes)."""
+        if not usage:
+            return cls()
+        prompt = _int(usage.get("input_tokens"))
+        details = usage.get("input_tokens_details") or {}
+        cached = _int(details.get("cached_tokens")) or _int(usage.get("cache_read_input_tokens"))
+        written = _int(details.get("cache_write_tokens")) or _int(
+            usage.get("cache_creation_input_tokens")
+        )
+        output_details = usage.get("output_tokens_details") or {}
+        return cls(
+            input_tokens=max(prompt - cached - written, 0),
+            output_tokens=_int(usage.get("output_tokens")),
+            cache_read_tokens=cached,
+            cache_write_5m_tokens=written,
+            reasoning_tokens=_int(output_details.get("reasoning_tokens")),
+        )
+
     def merge_anthropic_delta(self, usage: dict[str, Any] | None) -> None:
         """Apply a message_delta usage: its counts are cumulative, so replace the
         fields it carries rather than adding."""
@@ -111,6 +133,18 @@ class Usage:
             # Roo Code and other clients read these top-level Anthropic-style counts.
             "cache_read_input_tokens": self.cache_read_tokens,
             "cache_creation_input_tokens": self.cache_write_tokens,
+        }
+
+    def to_responses(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.prompt_tokens,
+            "input_tokens_details": {
+                "cached_tokens": self.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+            },
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.total_tokens,
         }
 
     def to_anthropic(self) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def _event(
     byok: bool = False,
     **extra,
 ) -> dict:
-    """An event as gateway.calls.Call._event builds it."""
+    """An event as gateway.charging builds it (UsageEvent.wire())."""
     event = {
         "request_id": f"req_fast_{n:06d}",
         "organisation_id": key.organisation_id,

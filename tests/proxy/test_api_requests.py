@@ -76,3 +76,41 @@ def test_the_openapi_docs_are_served(live_url):
     assert httpx.get(f"{live_url}/api/docs").status_code == 200
     schema = httpx.get(f"{live_url}/api/openapi.json").json()
     assert "/api/v1/requests/{request_id}" in schema["paths"]
+
+
+def test_a_key_of_a_suspended_organisation_is_refused_as_by_the_proxy(served):
+    """The API and the proxy share one key check: a suspended organisation's key gets
+    the proxy's 403, and its records are not served."""
+    world, request_id, _ = served
+    world.organisation.is_active = False
+    world.organisation.save(update_fields=["is_active"])
+    for headers in ({"authorization": f"Bearer {world.secret}"}, {"x-api-key": world.secret}):
+        response = httpx.get(f"{world.url}/api/v1/requests/{request_id}", headers=headers)
+        assert response.status_code == 403
+        assert "suspended" in response.text
+        listing = httpx.get(f"{world.url}/api/v1/requests", headers=headers)
+        assert listing.status_code == 403
+
+
+def test_a_member_of_a_suspended_organisation_reads_nothing(served):
+    world, request_id, _ = served
+    world.organisation.is_active = False
+    world.organisation.save(update_fields=["is_active"])
+    client = Client()
+    client.login(email=world.tenant.member.email, password=PASSWORD)
+    assert client.get(f"/api/v1/requests/{request_id}").status_code == 404
+    assert client.get("/api/v1/requests").json() == []
+
+
+def test_a_revoked_key_is_refused(served):
+    from accounts.models import ApiKey
+    from accounts.services import api_key_revoke
+
+    world, request_id, _ = served
+    api_key_revoke(api_key=ApiKey.objects.get(organisation=world.organisation))
+    response = httpx.get(
+        f"{world.url}/api/v1/requests/{request_id}",
+        headers={"authorization": f"Bearer {world.secret}"},
+    )
+    assert response.status_code == 401
+    assert "revoked" in response.text

@@ -18,6 +18,7 @@ from billing.selectors import balance_get
 from billing.services import ledger_post
 from gateway.models import Model, RequestLog
 from gateway.runtime import runtime
+from testkit.observe import recorded_events, runtime_reset
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,7 +87,7 @@ def test_a_suspended_organisation_is_refused_at_once(world):
 def test_a_client_that_disconnects_mid_stream_cancels_the_upstream(world):
     world.fake.script("gpt-5.5", [{"chunk_delay_ms": 50}])
     words = " ".join(f"w{i}" for i in range(200))
-    queued = runtime.events_queued
+    queued = recorded_events.count
     with httpx.stream(
         "POST",
         f"{world.url}/v1/chat/completions",
@@ -104,7 +105,7 @@ def test_a_client_that_disconnects_mid_stream_cancels_the_upstream(world):
                 received += 1
             if received == 3:
                 break  # leaving the block closes the connection mid-stream
-    assert runtime.wait_for_events(queued + 1)
+    assert recorded_events.wait_for(queued + 1)
     world.drain()
     row = RequestLog.objects.get()
     assert row.outcome == "cancelled" and row.status_code == 499
@@ -262,7 +263,7 @@ def test_the_key_cache_survives_in_redis_across_workers(world, settings):
 
     r = redis.Redis.from_url(settings.REDIS_URL)
     assert r.get(f"tg:key:{world.key.secret_hash}") is not None
-    runtime.reset()  # what a fresh worker knows
+    runtime_reset(runtime)  # what a fresh worker knows
     client(world).chat.completions.create(model="test-gpt-5.5", messages=CHAT)
 
 
@@ -270,7 +271,7 @@ def test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream(world, 
     """While the upstream is still silent the client gives up: the upstream request is
     cancelled and the request is logged as cancelled, at no cost."""
     world.fake.script("gpt-5.5", [{"hang": True}])
-    queued = runtime.events_queued
+    queued = recorded_events.count
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
             f"{world.url}/v1/chat/completions",
@@ -278,7 +279,7 @@ def test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream(world, 
             headers={"authorization": f"Bearer {world.secret}"},
             json={"model": "test-gpt-5.5", "stream": True, "messages": CHAT},
         )
-    assert runtime.wait_for_events(queued + 1)
+    assert recorded_events.wait_for(queued + 1)
     world.drain()
     row = RequestLog.objects.get()
     assert (row.outcome, row.status_code, row.cost_nano) == ("cancelled", 499, 0)
@@ -335,7 +336,8 @@ def test_usage_is_written_directly_when_the_queue_is_unreachable(world, monkeypa
     async def queue_down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(runtime, "settle_and_record", queue_down)
+    monkeypatch.setattr(runtime.credit, "settle", queue_down)
+    monkeypatch.setattr(runtime.usage, "append", queue_down)
     raw = client(world).chat.completions.with_raw_response.create(
         model="test-gpt-5.5", messages=CHAT
     )

@@ -7,8 +7,8 @@ import openai
 import pytest
 
 from gateway.models import RequestLog
-from gateway.runtime import runtime
 from gateway.services import catalog_load
+from testkit.observe import recorded_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,7 +108,7 @@ def test_the_cost_quality_dial_moves_the_choice(routers):
 
 def test_fast_hedges_to_the_next_model_when_the_first_is_slow(routers):
     routers.fake.script("gpt-5.5", [{"hang": True}])
-    queued = runtime.events_queued
+    queued = recorded_events.count
     response = post(
         routers,
         {"model": "tollgate/fast", "messages": [{"role": "user", "content": "quick"}]},
@@ -117,7 +117,7 @@ def test_fast_hedges_to_the_next_model_when_the_first_is_slow(routers):
     assert response.status_code == 200
     assert response.headers["x-tollgate-model"] == "claude-test-4.6"
     assert response.headers["x-tollgate-attempted-count"] == "2"
-    assert runtime.wait_for_events(queued + 1)
+    assert recorded_events.wait_for(queued + 1)
     routers.drain()
     row = RequestLog.objects.get()
     assert {a["upstream_model"] for a in row.attempts} == {"gpt-5.5", "claude-sonnet-4-6"}

@@ -12,6 +12,7 @@ import pytest
 from billing.models import LedgerEntry
 from gateway.models import RequestLog
 from gateway.runtime import runtime
+from testkit.observe import recorded_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -231,7 +232,7 @@ def test_a_bad_latency_header_is_a_400(chain):
 def test_hedging_takes_the_first_answer_and_bills_both(chain):
     world = chain.world
     world.fake.script("gpt-a", [{"hang": True}])
-    queued = runtime.events_queued
+    queued = recorded_events.count
     response = httpx.post(
         f"{world.url}/v1/chat/completions",
         headers={"authorization": f"Bearer {world.secret}", "x-tollgate-hedge-ms": "50"},
@@ -240,7 +241,7 @@ def test_hedging_takes_the_first_answer_and_bills_both(chain):
     )
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "Echo: fast"
-    assert runtime.wait_for_events(queued + 1)
+    assert recorded_events.wait_for(queued + 1)
     row = only_row(world)
     assert len(row.attempts) == 2
     loser = next(a for a in row.attempts if a["upstream_model"] == "gpt-a")
@@ -254,9 +255,9 @@ def test_hedging_takes_the_first_answer_and_bills_both(chain):
 def test_same_priority_deployments_share_load_by_weight(world, monkeypatch):
     import random
 
-    from gateway import relay
+    from gateway import planning
 
-    monkeypatch.setattr(relay, "_rng", random.Random(20261122))  # deterministic draws
+    monkeypatch.setattr(planning, "_rng", random.Random(20261122))  # deterministic draws
     from accounts.models import Group
     from gateway.models import Deployment, Model
     from tests.conftest import PRICES
@@ -360,7 +361,7 @@ def test_a_rested_deployment_is_probed_back_in(chain):
 def test_a_stream_that_breaks_after_output_started_is_billed_for_what_was_used(chain, behaviour):
     world = chain.world
     world.fake.script("gpt-a", [behaviour])
-    queued = runtime.events_queued
+    queued = recorded_events.count
     with httpx.stream(
         "POST",
         f"{world.url}/v1/chat/completions",
@@ -375,7 +376,7 @@ def test_a_stream_that_breaks_after_output_started_is_billed_for_what_was_used(c
         assert r.status_code == 200
         body = r.read().decode()
     assert "Echo" in body
-    assert runtime.wait_for_events(queued + 1)
+    assert recorded_events.wait_for(queued + 1)
     row = only_row(world)
     assert row.outcome == "error" and row.usage_estimated
     assert row.output_tokens > 0 and row.cost_nano > 0

@@ -1,0 +1,321 @@
+"""The proxy's endpoints, served as a lean ASGI app (config/asgi.py routes /v1/* here).
+
+    POST /v1/chat/completions        OpenAI Chat Completions
+    POST /v1/messages                Anthropic Messages
+    POST /v1/messages/count_tokens   Anthropic token counting
+    GET  /v1/models, /v1//models     model list (Anthropic's shape with anthropic-version)
+    GET  /v1/models/{id}
+
+A completion lives through these steps, each a module of its own, in this order:
+
+    admission   authenticate the key; resolve and authorise the model
+    charging    hold the worst case against credit and key limits
+    planning    which deployments to try, over which wire, with which body
+    attempts    call them until one answers (fallback, hedging, latency budget)
+    relay       answer the client, streamed or whole
+    charging    settle the hold and record the usage event, exactly once
+
+This module only runs the steps in order, passing each one's result to the next, and
+answers any failure in the client's protocol with the status its SDK expects. Once
+caches are warm no database query runs (key, catalog and group come from memory,
+the credit hold is one Redis script, the upstream client is shared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import admission, charging, planning, relay
+from gateway.asgi_io import (
+    BodyTooLarge,
+    ClientGone,
+    Incoming,
+    Receive,
+    Scope,
+    Send,
+    body_read,
+    disconnect_watch,
+    json_dumps,
+    send_json,
+)
+from gateway.attempts import Chain
+from gateway.catalog import ModelEntry, RouterEntry
+from gateway.context import RequestContext
+from gateway.protocols import registry, tokens
+from gateway.protocols.errors import GatewayError
+from gateway.protocols.passthrough import json_loads_object
+from gateway.runtime import runtime
+
+log = logging.getLogger("tollgate.proxy")
+
+# Which client protocol each completion path speaks, and the field its body must have.
+COMPLETIONS = {
+    "/v1/chat/completions": ("openai", "messages"),
+    "/v1/messages": ("anthropic", "messages"),
+}
+
+
+class ProxyApp:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        incoming = Incoming.from_scope(scope)
+        path = incoming.path.replace("//", "/")
+        method = incoming.method
+        completion = COMPLETIONS.get(path)
+        protocol = completion[0] if completion else _protocol_guess(path, incoming.headers)
+        ticket = charging.Ticket(RequestContext(protocol, incoming))
+        chain: Chain | None = None
+        try:
+            if completion and method == "POST":
+                chain = await self._completion_plan(ticket, completion[1], receive)
+                await self._completion_serve(ticket, chain, receive, send)
+            elif path == "/v1/messages/count_tokens" and method == "POST":
+                ticket.loggable = False  # free, and not a model call
+                await self._count_tokens(ticket, receive, send)
+            elif path in ("/v1/models", "/v1/models/") and method == "GET":
+                ticket.loggable = False
+                await self._models(ticket, send)
+            elif path.startswith("/v1/models/") and method == "GET":
+                ticket.loggable = False
+                await self._model(ticket, send, path.removeprefix("/v1/models/"))
+            else:
+                ticket.loggable = False
+                known = path in (*COMPLETIONS, "/v1/models")
+                raise GatewayError(
+                    405 if known else 404,
+                    f"{method} {incoming.path} is not supported. Tollgate serves POST "
+                    "/v1/chat/completions, POST /v1/messages and GET /v1/models.",
+                    code="method_not_allowed" if known else "not_found",
+                )
+        except ClientGone:
+            await charging.settle(ticket, _failed(ticket, chain, 499, "cancelled"))
+        except asyncio.CancelledError:
+            # The server is shutting down mid-request: release the hold and log it.
+            await charging.settle(ticket, _failed(ticket, chain, 499, "cancelled"))
+            raise
+        except GatewayError as error:
+            await charging.settle(ticket, _failed(ticket, chain, error.status, "error", error))
+            headers = {**relay.client_headers(ticket, chain), **(error.headers or {})}
+            answer = registry.route(protocol, protocol)
+            body = answer.error_body(error, ticket.ctx.request_id)
+            await send_json(send, answer.client_status(error), body, headers)
+        except Exception:
+            log.exception("unhandled error in %s", ticket.ctx.request_id)
+            error = GatewayError(
+                500,
+                f"Internal gateway error. Quote request id {ticket.ctx.request_id} "
+                "to the operator.",
+                code="internal_error",
+            )
+            await charging.settle(ticket, _failed(ticket, chain, 500, "error", error))
+            body = registry.route(protocol, protocol).error_body(error, ticket.ctx.request_id)
+            await send_json(send, 500, body, relay.client_headers(ticket, chain))
+
+    # --- endpoints -----------------------------------------------------------------
+    async def _completion_plan(
+        self, ticket: charging.Ticket, required: str, receive: Receive
+    ) -> Chain:
+        """Everything before the first upstream call: who, what, where, and the hold."""
+        ctx = ticket.ctx
+        key = await admission.authenticate(ctx.headers, runtime.key_info)
+        ticket.key = key
+        raw, body = await _read_json(receive)
+        if isinstance(body.get("model"), str):
+            ticket.requested_model = body["model"]
+        snapshot = await runtime.catalog()
+        try:
+            admitted = admission.admit(snapshot, key, body, ctx.headers, input_tokens=len(raw) // 4)
+        except admission.ModelNotAllowed as refused:
+            ticket.model = snapshot.resolve(refused.public_id)
+            raise
+        ticket.model = admitted.model
+        ticket.route_reason = admitted.route_reason
+        if required not in body or not isinstance(body[required], list):
+            raise GatewayError(
+                400,
+                f"The field '{required}' is required and must be a list.",
+                code="invalid_request",
+                param=required,
+            )
+        ticket.stream = bool(body.get("stream"))
+        latency_budget_ms = admission.header_int(
+            ctx.headers, "x-tollgate-max-latency-ms", minimum=1
+        )
+        byok_keys = await runtime.byok_keys(key.organisation_id)
+        candidates = await planning.candidates_for(
+            admitted.models,
+            organisation_id=key.organisation_id,
+            byok_keys=byok_keys,
+            client=ctx.protocol,
+        )
+        ticket.deployment = candidates[0].deployment
+        ticket.byok = all(c.byok for c in candidates)
+        plan = planning.prepare(ctx.protocol, candidates, body, input_estimate=len(raw) // 3 + 1)
+        ticket.hold = await charging.hold(
+            key,
+            [c.model for c in plan.candidates],
+            body,
+            input_estimate=plan.input_estimate,
+            byok=plan.byok,
+        )
+        return Chain(
+            ctx,
+            plan,
+            body,
+            hedge_delay=admitted.hedge_delay,
+            latency_budget_ms=latency_budget_ms,
+        )
+
+    async def _completion_serve(
+        self, ticket: charging.Ticket, chain: Chain, receive: Receive, send: Send
+    ) -> None:
+        if not ticket.stream:
+            # A non-streaming answer is priced and billed whole, so there is nothing to
+            # cut short if the client leaves: no disconnect watcher (it costs a task).
+            await relay.serve_once(ticket, chain, send)
+            return
+        disconnected = disconnect_watch(receive)
+        try:
+            await relay.serve_stream(ticket, chain, send, disconnected)
+        finally:
+            disconnected.cancel()
+
+    async def _count_tokens(self, ticket: charging.Ticket, receive: Receive, send: Send) -> None:
+        ctx = ticket.ctx
+        key = await admission.authenticate(ctx.headers, runtime.key_info)
+        ticket.key = key
+        _, body = await _read_json(receive)
+        snapshot = await runtime.catalog()
+        entry = admission.model_resolve(snapshot, key, admission.requested_model(body))
+        byok_keys = await runtime.byok_keys(key.organisation_id)
+        try:
+            candidates = planning.candidates_plan(
+                entry=entry,
+                organisation_id=key.organisation_id,
+                byok_keys=byok_keys,
+                client="anthropic",
+            )
+        except GatewayError:
+            candidates = []
+        for candidate in candidates:
+            if candidate.wire == "anthropic":
+                ticket.deployment = candidate.deployment
+                forwarded = {**body, "model": candidate.deployment.upstream_model}
+                plan = planning.Plan((candidate,), {}, 0)
+                await relay.relay_passthrough(
+                    ticket,
+                    Chain(ctx, plan, body),
+                    send,
+                    body=json_dumps(forwarded),
+                    path="/messages/count_tokens",
+                )
+                return
+        await send_json(
+            send,
+            200,
+            {"input_tokens": tokens.estimate_tokens_anthropic(body)},
+            {"x-tollgate-request-id": ctx.request_id, "x-tollgate-token-count": "estimated"},
+        )
+
+    async def _models(self, ticket: charging.Ticket, send: Send) -> None:
+        key = await admission.authenticate(ticket.ctx.headers, runtime.key_info)
+        snapshot = await runtime.catalog()
+        models: list[ModelEntry | RouterEntry] = [
+            *snapshot.routers_for_group(key.group_id),
+            *snapshot.models_for_group(key.group_id),
+        ]
+        if "anthropic-version" in ticket.ctx.headers:
+            data = [_anthropic_model(m) for m in models]
+            body: dict[str, Any] = {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        else:
+            body = {"object": "list", "data": [_openai_model(m) for m in models]}
+        await send_json(send, 200, body, {"x-tollgate-request-id": ticket.ctx.request_id})
+
+    async def _model(self, ticket: charging.Ticket, send: Send, name: str) -> None:
+        key = await admission.authenticate(ticket.ctx.headers, runtime.key_info)
+        snapshot = await runtime.catalog()
+        entry: ModelEntry | RouterEntry | None = snapshot.resolve(name) or snapshot.resolve_router(
+            name
+        )
+        if entry is None or key.group_id not in entry.group_ids:
+            raise GatewayError(
+                404,
+                f"The model '{name}' does not exist or is not available to this key.",
+                code="model_not_found",
+                param="model",
+            )
+        anthropic = "anthropic-version" in ticket.ctx.headers
+        await send_json(send, 200, _anthropic_model(entry) if anthropic else _openai_model(entry))
+
+
+def _protocol_guess(path: str, headers: dict[str, str]) -> str:
+    """The protocol to answer a path that is not a completion in."""
+    return "anthropic" if path.startswith("/v1/messages") else "openai"
+
+
+def _failed(
+    ticket: charging.Ticket,
+    chain: Chain | None,
+    status: int,
+    outcome: str,
+    error: GatewayError | None = None,
+) -> charging.Outcome:
+    if chain is not None:
+        return relay.outcome_of(chain, status=status, outcome=outcome, error=error)
+    return charging.Outcome(status=status, outcome=outcome, error=error)
+
+
+async def _read_json(receive: Receive) -> tuple[bytes, dict[str, Any]]:
+    try:
+        raw = await body_read(receive)
+    except BodyTooLarge:
+        raise GatewayError(
+            413, "The request body is larger than 32 MB.", code="request_too_large"
+        ) from None
+    try:
+        body = json_loads_object(raw)
+    except ValueError as exc:
+        raise GatewayError(
+            400, f"The request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    return raw, body
+
+
+def _openai_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
+    if isinstance(m, RouterEntry):
+        return {
+            "id": m.public_id,
+            "object": "model",
+            "created": m.created,
+            "owned_by": "tollgate",
+            "name": m.display_name,
+            "router": m.kind,
+            "models": [x.public_id for x in m.models],
+        }
+    return {
+        "id": m.public_id,
+        "object": "model",
+        "created": m.created,
+        "owned_by": m.deployments[0].provider.slug if m.deployments else "tollgate",
+        "name": m.display_name,
+        "context_length": m.context_window,
+        "max_output_tokens": m.max_output_tokens,
+        "pricing": {"unit": "USD per million tokens", **m.price_usd},
+    }
+
+
+def _anthropic_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
+    created = datetime.fromtimestamp(m.created, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "type": "model",
+        "id": m.public_id,
+        "display_name": m.display_name,
+        "created_at": created,
+    }

@@ -1,0 +1,737 @@
+"""Responses streams (SSE with `event:` lines and an increasing `sequence_number`).
+
+    ChatToResponsesStream       Chat Completions chunks      -> Responses events
+    ChainedStream               first adapter's output       -> second adapter
+    ResponsesPassthroughStream  Responses upstream           -> Responses client
+
+They have the interface of every stream adapter (adapter.StreamAdapter). An Anthropic
+upstream is served to a Responses client as ChainedStream(AnthropicToOpenAIStream,
+ChatToResponsesStream): the hub is Chat Completions.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gateway.protocols.adapter import StreamAdapter, UsageHook
+from gateway.protocols.errors import STATUS_BY_ANTHROPIC_TYPE, GatewayError, UpstreamError
+from gateway.protocols.responses_api import (
+    finish_status,
+    function_call_item,
+    function_item_id,
+    item_ids,
+    message_item,
+    output_text,
+    reasoning_item,
+    response_envelope,
+    response_id_from_chat,
+)
+from gateway.protocols.sse import SSEEvent, SSEParser, sse_encode
+from gateway.protocols.usage import Usage
+
+# The keys of Usage.to_openai(): anything else in a chat usage chunk (cost, is_byok,
+# ...) was added by the gateway's usage hook and is copied into the Responses usage.
+_CHAT_USAGE_KEYS = frozenset(Usage().to_openai()) | {"total_tokens"}
+_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+# Events that carry no output yet: a failure after them can still be retried.
+_PREAMBLE = ("response.created", "response.in_progress", "response.queued")
+
+
+def _event_json(event: SSEEvent) -> dict[str, Any] | None:
+    try:
+        data = event.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _error_code(status: int) -> str:
+    """A ResponseError code (the SDK's list) for an upstream failure."""
+    if status == 429:
+        return "rate_limit_exceeded"
+    return "server_error"
+
+
+def _status_of_chat_error(error: dict[str, Any]) -> int:
+    code = error.get("code")
+    if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
+        return int(code)
+    if isinstance(code, str) and code in STATUS_BY_ANTHROPIC_TYPE:
+        return STATUS_BY_ANTHROPIC_TYPE[code]
+    text = f"{error.get('type') or ''} {code or ''}".lower()
+    if "rate_limit" in text:
+        return 429
+    if "overloaded" in text or "unavailable" in text:
+        return 529
+    if "timeout" in text:
+        return 504
+    if "invalid_request" in text:
+        return 400
+    return 500
+
+
+class _Sequenced:
+    """Responses events numbered from 0."""
+
+    sequence_number: int
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        data = {"type": kind, **fields, "sequence_number": self.sequence_number}
+        self.sequence_number += 1
+        return sse_encode(data, kind)
+
+
+def responses_error_event(error: GatewayError, sequence_number: int = 0) -> bytes:
+    """A Responses stream's `error` event (the SDK's ResponseErrorEvent): code,
+    message and param at the top level, not nested under "error"."""
+    return sse_encode(
+        {
+            "type": "error",
+            "code": error.code or _error_code(error.status),
+            "message": error.message,
+            "param": error.param,
+            "sequence_number": sequence_number,
+        },
+        "error",
+    )
+
+
+def responses_stream_error(error: GatewayError, adapter: Any = None) -> bytes:
+    """What ends a Responses stream the gateway has to cut (the upstream dropped it
+    after output had started): `error` and `response.failed` (Codex reads only the
+    latter), numbered after the adapter's events and naming its response id."""
+    fail = getattr(adapter, "stream_error", None)
+    if callable(fail):
+        return bytes(fail(error))
+    return responses_error_event(error, int(getattr(adapter, "sequence_number", 0) or 0))
+
+
+def _failed_response(response: dict[str, Any], status: int, message: str) -> dict[str, Any]:
+    failed = dict(response)
+    failed["status"] = "failed"
+    failed["error"] = {"code": _error_code(status), "message": message}
+    failed["incomplete_details"] = None
+    return failed
+
+
+class ChatToResponsesStream(_Sequenced):
+    """response.created and response.in_progress at the first chunk (held back by
+    the caller until content comes, so a failure before it stays invisible); one
+    output item per kind as it starts: reasoning (summary parts, and Tollgate's
+    encrypted_content carrying signed thinking), the message (output_text and refusal
+    parts), each function call; items close when the next kind starts (function
+    calls at the finish); response.completed or response.incomplete with the whole
+    response and its usage once finish reason and usage are known."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        request: dict[str, Any] | None = None,
+        usage_hook: UsageHook | None = None,
+        input_tokens_estimate: int = 0,
+        created: int | None = None,
+    ) -> None:
+        self.model = model
+        self.request = request or {}
+        self.usage_hook = usage_hook
+        self.input_tokens_estimate = input_tokens_estimate
+        self.usage = Usage()
+        self.usage_estimated = False
+        self.done = False
+        self.error: UpstreamError | None = None
+        self.emitted_content = False
+        self.sequence_number = 0
+        self._created = int(time.time()) if created is None else created
+        self._id = "resp_tollgate"
+        self._started = False
+        self._usage_seen = False
+        self._extra: dict[str, Any] = {}
+        self._finish: str | None = None
+        self._items: dict[int, dict[str, Any]] = {}  # output_index -> finished item
+        self._next_index = 0
+        self._messages = 0
+        self._reasonings = 0
+        self._reasoning: dict[str, Any] | None = None
+        self._message: dict[str, Any] | None = None
+        self._tools: dict[int, dict[str, Any]] = {}  # chat tool index -> state
+        self._deltas = 0
+
+    @property
+    def output_estimate(self) -> int:
+        return self._deltas
+
+    # --- the envelope -----------------------------------------------------------
+    def _envelope(self, status: str) -> dict[str, Any]:
+        return response_envelope(
+            response_id=self._id,
+            model=self.model,
+            created_at=self._created,
+            request=self.request,
+            status=status,
+        )
+
+    def _start(self, chunk: dict[str, Any]) -> list[bytes]:
+        if self._started:
+            return []
+        self._started = True
+        self._id = response_id_from_chat(chunk.get("id"))
+        envelope = self._envelope("in_progress")
+        return [
+            self._event("response.created", response=envelope),
+            self._event("response.in_progress", response=envelope),
+        ]
+
+    def _claim_index(self) -> int:
+        index = self._next_index
+        self._next_index += 1
+        return index
+
+    # --- feeding ----------------------------------------------------------------
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        if self.done or event.is_comment:
+            return []
+        if event.data.strip() == "[DONE]":
+            return self._complete()
+        chunk = _event_json(event)
+        if chunk is None:
+            return []
+        if "error" in chunk and not chunk.get("choices"):
+            return self._fail(chunk.get("error"))
+        out = self._start(chunk)
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+            self.usage = Usage.from_openai(usage)
+            self._usage_seen = True
+            self._extra = {k: v for k, v in usage.items() if k not in _CHAT_USAGE_KEYS}
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            out += self._delta(choice.get("delta") or {})
+            if choice.get("finish_reason"):
+                self._finish = choice["finish_reason"]
+                out += self._close_items()
+        if self._finish and self._usage_seen:
+            out += self._complete()
+        return out
+
+    def _delta(self, delta: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            out += self._reasoning_text(reasoning)
+        details = delta.get("reasoning_details")
+        if isinstance(details, list) and details:
+            out += self._reasoning_details([d for d in details if isinstance(d, dict)])
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            out += self._message_delta("output_text", text)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            out += self._message_delta("refusal", refusal)
+        for call in delta.get("tool_calls") or []:
+            if isinstance(call, dict):
+                out += self._tool_delta(call)
+        return out
+
+    # --- reasoning --------------------------------------------------------------
+    def _open_reasoning(self) -> list[bytes]:
+        if self._reasoning is not None:
+            return []
+        out = self._close_message()
+        _, prefix = item_ids(self._id)
+        state = {
+            "index": self._claim_index(),
+            "id": f"{prefix}_{self._reasonings}",
+            "summaries": [],
+            "details": [],
+            "part_open": False,
+        }
+        self._reasonings += 1
+        self._reasoning = state
+        self.emitted_content = True
+        out.append(
+            self._event(
+                "response.output_item.added",
+                output_index=state["index"],
+                item={"id": state["id"], "type": "reasoning", "summary": []},
+            )
+        )
+        return out
+
+    def _reasoning_text(self, text: str) -> list[bytes]:
+        out = self._open_reasoning()
+        state = self._reasoning
+        assert state is not None
+        if not state["part_open"]:
+            state["part_open"] = True
+            state["summaries"].append("")
+            out.append(
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=state["id"],
+                    output_index=state["index"],
+                    summary_index=len(state["summaries"]) - 1,
+                    part={"type": "summary_text", "text": ""},
+                )
+            )
+        state["summaries"][-1] += text
+        self._deltas += 1
+        out.append(
+            self._event(
+                "response.reasoning_summary_text.delta",
+                item_id=state["id"],
+                output_index=state["index"],
+                summary_index=len(state["summaries"]) - 1,
+                delta=text,
+            )
+        )
+        return out
+
+    def _reasoning_details(self, details: list[dict[str, Any]]) -> list[bytes]:
+        """A whole signed thinking block (sent when it closes): the summary part of
+        its text ends here; a next block's text opens the next part."""
+        out = self._open_reasoning()
+        state = self._reasoning
+        assert state is not None
+        state["details"].extend(details)
+        out += self._close_summary_part()
+        return out
+
+    def _close_summary_part(self) -> list[bytes]:
+        state = self._reasoning
+        if state is None or not state["part_open"]:
+            return []
+        state["part_open"] = False
+        index = len(state["summaries"]) - 1
+        text = state["summaries"][-1]
+        return [
+            self._event(
+                "response.reasoning_summary_text.done",
+                item_id=state["id"],
+                output_index=state["index"],
+                summary_index=index,
+                text=text,
+            ),
+            self._event(
+                "response.reasoning_summary_part.done",
+                item_id=state["id"],
+                output_index=state["index"],
+                summary_index=index,
+                part={"type": "summary_text", "text": text},
+            ),
+        ]
+
+    def _close_reasoning(self) -> list[bytes]:
+        state = self._reasoning
+        if state is None:
+            return []
+        out = self._close_summary_part()
+        self._reasoning = None
+        item = reasoning_item(state["id"], state["summaries"], state["details"])
+        self._items[state["index"]] = item
+        out.append(self._event("response.output_item.done", output_index=state["index"], item=item))
+        return out
+
+    # --- the message ------------------------------------------------------------
+    def _message_delta(self, kind: str, text: str) -> list[bytes]:
+        out = self._close_reasoning()
+        if self._message is None:
+            message_id, _ = item_ids(self._id)
+            if self._messages:
+                message_id = f"{message_id}_{self._messages}"
+            self._messages += 1
+            self._message = {"index": self._claim_index(), "id": message_id, "parts": []}
+            self._message["open"] = None
+            out.append(
+                self._event(
+                    "response.output_item.added",
+                    output_index=self._message["index"],
+                    item=message_item(message_id, [], "in_progress"),
+                )
+            )
+        state = self._message
+        if state["open"] != kind:
+            out += self._close_part()
+            state["open"] = kind
+            part = output_text("") if kind == "output_text" else {"type": "refusal", "refusal": ""}
+            state["parts"].append(part)
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=state["id"],
+                    output_index=state["index"],
+                    content_index=len(state["parts"]) - 1,
+                    part=dict(part),
+                )
+            )
+        part = state["parts"][-1]
+        fields: dict[str, Any] = {
+            "item_id": state["id"],
+            "output_index": state["index"],
+            "content_index": len(state["parts"]) - 1,
+            "delta": text,
+        }
+        if kind == "output_text":
+            part["text"] += text
+            fields["logprobs"] = []
+            out.append(self._event("response.output_text.delta", **fields))
+        else:
+            part["refusal"] += text
+            out.append(self._event("response.refusal.delta", **fields))
+        self._deltas += 1
+        self.emitted_content = True
+        return out
+
+    def _close_part(self) -> list[bytes]:
+        state = self._message
+        if state is None or state["open"] is None:
+            return []
+        kind, state["open"] = state["open"], None
+        part = state["parts"][-1]
+        fields = {
+            "item_id": state["id"],
+            "output_index": state["index"],
+            "content_index": len(state["parts"]) - 1,
+        }
+        if kind == "output_text":
+            done = self._event(
+                "response.output_text.done", **fields, text=part["text"], logprobs=[]
+            )
+        else:
+            done = self._event("response.refusal.done", **fields, refusal=part["refusal"])
+        return [done, self._event("response.content_part.done", **fields, part=dict(part))]
+
+    def _close_message(self) -> list[bytes]:
+        state = self._message
+        if state is None:
+            return []
+        out = self._close_part()
+        self._message = None
+        status = "incomplete" if finish_status(self._finish)[0] == "incomplete" else "completed"
+        item = message_item(state["id"], state["parts"], status)
+        self._items[state["index"]] = item
+        out.append(self._event("response.output_item.done", output_index=state["index"], item=item))
+        return out
+
+    # --- function calls ---------------------------------------------------------
+    def _tool_delta(self, call: dict[str, Any]) -> list[bytes]:
+        index = int(call.get("index") or 0)
+        function = call.get("function") or {}
+        out: list[bytes] = []
+        state = self._tools.get(index)
+        if state is None:
+            out += self._close_reasoning()
+            out += self._close_message()
+            state = {"call_id": None, "name": "", "args": "", "pending": "", "index": None}
+            self._tools[index] = state
+        if call.get("id") and not state["call_id"]:
+            state["call_id"] = call["id"]
+        if function.get("name") and not state["name"]:
+            state["name"] = function["name"]
+        state["pending"] += function.get("arguments") or ""
+        if state["index"] is None:
+            if not state["name"]:
+                return out  # the item cannot be announced before its name is known
+            if not state["call_id"]:
+                state["call_id"] = f"call_{self._id.removeprefix('resp_')}_{index}"
+            state["index"] = self._claim_index()
+            self.emitted_content = True
+            out.append(
+                self._event(
+                    "response.output_item.added",
+                    output_index=state["index"],
+                    item=function_call_item(state["call_id"], state["name"], "", "in_progress"),
+                )
+            )
+        if state["pending"]:
+            delta, state["pending"] = state["pending"], ""
+            state["args"] += delta
+            self._deltas += 1
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=function_item_id(state["call_id"]),
+                    output_index=state["index"],
+                    delta=delta,
+                )
+            )
+        return out
+
+    def _close_tools(self) -> list[bytes]:
+        out: list[bytes] = []
+        status = "incomplete" if finish_status(self._finish)[0] == "incomplete" else "completed"
+        for state in sorted(
+            (s for s in self._tools.values() if s["index"] is not None), key=lambda s: s["index"]
+        ):
+            arguments = state["args"] or "{}"
+            item_id = function_item_id(state["call_id"])
+            out.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item_id,
+                    output_index=state["index"],
+                    arguments=arguments,
+                )
+            )
+            item = function_call_item(state["call_id"], state["name"], arguments, status)
+            self._items[state["index"]] = item
+            out.append(
+                self._event("response.output_item.done", output_index=state["index"], item=item)
+            )
+        self._tools = {}
+        return out
+
+    def _close_items(self) -> list[bytes]:
+        return self._close_reasoning() + self._close_message() + self._close_tools()
+
+    # --- the end ----------------------------------------------------------------
+    def _output(self) -> list[dict[str, Any]]:
+        return [self._items[i] for i in sorted(self._items)]
+
+    def _complete(self) -> list[bytes]:
+        if self.done:
+            return []
+        out = self._start({})
+        out += self._close_items()
+        self.done = True
+        if not self._usage_seen:
+            # The upstream sent no usage: estimate rather than bill nothing.
+            self.usage = Usage(input_tokens=self.input_tokens_estimate, output_tokens=self._deltas)
+            self.usage_estimated = True
+        extra = dict(self._extra)
+        if self.usage_hook:
+            extra.update(self.usage_hook(self.usage))
+        status, incomplete = finish_status(self._finish)
+        response = self._envelope(status)
+        response["output"] = self._output()
+        response["incomplete_details"] = incomplete
+        if status == "completed":
+            response["completed_at"] = int(time.time())
+        response["usage"] = {**self.usage.to_responses(), **extra}
+        self.emitted_content = True
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        out.append(self._event(kind, response=response))
+        return out
+
+    def _fail(self, error: Any) -> list[bytes]:
+        error = error if isinstance(error, dict) else {"message": str(error or "")}
+        status = _status_of_chat_error(error)
+        message = str(error.get("message") or "upstream error")
+        self.error = UpstreamError(
+            status=status, type=str(error.get("type") or error.get("code") or ""), message=message
+        )
+        return self._failure(_error_code(status), status, message, None)
+
+    def _failure(self, code: str, status: int, message: str, param: str | None) -> list[bytes]:
+        self.done = True
+        out = self._start({})
+        out.append(self._event("error", code=code, message=message, param=param))
+        response = self._envelope("in_progress")
+        response["output"] = self._output()
+        out.append(
+            self._event("response.failed", response=_failed_response(response, status, message))
+        )
+        return out
+
+    def stream_error(self, error: GatewayError) -> bytes:
+        """The gateway's own error ending the stream (see responses_stream_error)."""
+        code = error.code or _error_code(error.status)
+        return b"".join(self._failure(code, error.status, error.message, error.param))
+
+    def finish(self) -> list[bytes]:
+        """The upstream closed without [DONE]: complete the response if its finish
+        reason had arrived, otherwise report an error."""
+        if self.done:
+            return []
+        if self._finish:
+            return self._complete()
+        return self._fail(
+            {
+                "type": "api_error",
+                "code": "api_error",
+                "message": "The upstream stream ended before the response was complete.",
+            }
+        )
+
+
+class ChainedStream:
+    """`first` reads the upstream; its output is parsed again and fed to `second`,
+    whose output goes to the client. `usage` (and the usage hook) belong to `first`,
+    which reads the upstream's exact usage; `done`, `emitted_content` and
+    `output_estimate` are `second`'s; `error` is `first`'s if it saw one (it knows
+    the upstream's status), else `second`'s."""
+
+    def __init__(self, first: StreamAdapter, second: StreamAdapter) -> None:
+        self.first = first
+        self.second = second
+        self._parser = SSEParser()
+
+    @property
+    def usage(self) -> Usage:
+        return self.first.usage
+
+    @property
+    def usage_estimated(self) -> bool:
+        return bool(self.first.usage_estimated)
+
+    @property
+    def done(self) -> bool:
+        return self.second.done
+
+    @property
+    def error(self) -> UpstreamError | None:
+        return self.first.error or self.second.error
+
+    @property
+    def emitted_content(self) -> bool:
+        return self.second.emitted_content
+
+    @property
+    def output_estimate(self) -> int:
+        return self.second.output_estimate
+
+    @property
+    def sequence_number(self) -> int:
+        return int(getattr(self.second, "sequence_number", 0))
+
+    def stream_error(self, error: GatewayError) -> bytes:
+        return responses_stream_error(error, self.second)
+
+    def _relay(self, pieces: list[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        for piece in pieces:
+            for event in self._parser.feed(piece):
+                out += self.second.feed(event)
+        return out
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        return self._relay(self.first.feed(event))
+
+    def finish(self) -> list[bytes]:
+        out = self._relay(self.first.finish())
+        for event in self._parser.flush():
+            out += self.second.feed(event)
+        return out + self.second.finish()
+
+
+class ResponsesPassthroughStream:
+    """Responses upstream -> Responses client, relayed byte for byte except the
+    lifecycle events that carry the response object: their model name becomes the
+    public one, and the final one (completed, incomplete or failed) gets the usage
+    hook's fields (cost) in its usage. `error` and `response.failed` events set
+    `error`."""
+
+    def __init__(self, *, usage_hook: UsageHook | None = None, model: str | None = None) -> None:
+        self.usage_hook = usage_hook
+        self.model = model
+        self.usage = Usage()
+        self.usage_estimated = False
+        self.done = False
+        self.error: UpstreamError | None = None
+        self.emitted_content = False
+        self.sequence_number = 0
+        self._deltas = 0
+        self._hooked = False
+        self._response: dict[str, Any] | None = None  # the last lifecycle response
+
+    @property
+    def output_estimate(self) -> int:
+        return self._deltas
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        if event.is_comment:
+            return []
+        data = _event_json(event)
+        if data is None:
+            return [event.raw] if not self.done else []
+        kind = str(data.get("type") or event.event or "")
+        if isinstance(data.get("sequence_number"), int):
+            self.sequence_number = data["sequence_number"] + 1
+        if kind == "error":
+            self._error(data)
+            return [event.raw]
+        if kind in _TERMINAL or kind in _PREAMBLE:
+            return [self._lifecycle(kind, data, event)]
+        if kind.endswith(".delta"):
+            self._deltas += 1
+        self.emitted_content = True
+        return [event.raw]
+
+    def _error(self, data: dict[str, Any]) -> None:
+        code = str(data.get("code") or "")
+        status = 429 if "rate_limit" in code else 400 if code.startswith("invalid") else 502
+        self.error = UpstreamError(
+            status=status, type=code, message=str(data.get("message") or "upstream error")
+        )
+        self.done = True
+
+    def _lifecycle(self, kind: str, data: dict[str, Any], event: SSEEvent) -> bytes:
+        response = data.get("response")
+        if not isinstance(response, dict):
+            return event.raw
+        self._response = response
+        changed = False
+        if self.model and response.get("model") not in (None, self.model):
+            response["model"] = self.model
+            changed = True
+        if kind in _TERMINAL:
+            self.done = True
+            self.usage = Usage.from_responses(response.get("usage"))
+            if kind == "response.failed":
+                failure = response.get("error") or {}
+                code = str(failure.get("code") or "server_error")
+                if self.error is None:
+                    self.error = UpstreamError(
+                        status=429 if code == "rate_limit_exceeded" else 502,
+                        type=code,
+                        message=str(failure.get("message") or "the upstream response failed"),
+                    )
+            else:
+                self.emitted_content = True
+            if self.usage_hook and not self._hooked:
+                self._hooked = True
+                extra = self.usage_hook(self.usage)
+                if isinstance(response.get("usage"), dict) or kind != "response.failed":
+                    response["usage"] = {**(response.get("usage") or {}), **extra}
+                    changed = True
+        return sse_encode(data, event.event or kind) if changed else event.raw
+
+    def stream_error(self, error: GatewayError) -> bytes:
+        """The gateway's own error ending the stream (see responses_stream_error)."""
+        out = [
+            sse_encode(
+                {
+                    "type": "error",
+                    "code": error.code or _error_code(error.status),
+                    "message": error.message,
+                    "param": error.param,
+                    "sequence_number": self.sequence_number,
+                },
+                "error",
+            )
+        ]
+        self.sequence_number += 1
+        if self._response is not None and not self.done:
+            failed = _failed_response(self._response, error.status, error.message)
+            data = {
+                "type": "response.failed",
+                "response": failed,
+                "sequence_number": self.sequence_number,
+            }
+            self.sequence_number += 1
+            out.append(sse_encode(data, "response.failed"))
+        self.done = True
+        return b"".join(out)
+
+    def finish(self) -> list[bytes]:
+        """The upstream closed. Without a final event the response may be cut short:
+        report it as an error (`done` stays False)."""
+        if self.done:
+            return []
+        message = "The upstream stream ended before the response was complete."
+        self.error = UpstreamError(status=502, type="server_error", message=message)
+        out = self.stream_error(GatewayError(502, message, code="server_error"))
+        self.done = False
+        return [out]
