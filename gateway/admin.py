@@ -44,7 +44,15 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ("slug", "name", "protocol", "base_url", "credentials", "enabled")
+    list_display = (
+        "slug",
+        "name",
+        "protocol",
+        "speaks_responses",
+        "base_url",
+        "credentials",
+        "enabled",
+    )
     list_filter = ("protocol", "enabled")
     search_fields = ("slug", "name")
 

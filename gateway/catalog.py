@@ -25,11 +25,7 @@ class ProviderEntry:
     api_key_env: str
     api_key_encrypted: str
     extra_headers: tuple[tuple[str, str], ...]
-
-    @property
-    def wires(self) -> tuple[str, ...]:
-        """The upstream wires this provider speaks (gateway.protocols.registry.WIRES)."""
-        return (self.protocol,)
+    wires: tuple[str, ...]  # the upstream wires it speaks (gateway.protocols.registry)
 
     def managed_key(self) -> str | None:
         """The operator's key for this provider: the named environment variable wins,
@@ -147,6 +143,9 @@ def catalog_snapshot_load() -> CatalogSnapshot:
             api_key_env=p.api_key_env,
             api_key_encrypted=p.api_key_encrypted,
             extra_headers=tuple(sorted((str(k), str(v)) for k, v in p.extra_headers.items())),
+            wires=(p.protocol, "responses")
+            if p.speaks_responses and p.protocol != "responses"
+            else (p.protocol,),
         )
         for p in Provider.objects.filter(enabled=True)
     }

@@ -10,6 +10,17 @@ from dataclasses import dataclass, field
 
 from gateway.asgi_io import Incoming
 
+# Where clients say which session a request belongs to, in order of precedence:
+# Tollgate's own header; Codex CLI (`session-id`; older versions `session_id`); Claude
+# Code; opencode and Kilo Code.
+SESSION_HEADERS = (
+    "x-tollgate-session-id",
+    "session-id",
+    "session_id",
+    "x-claude-code-session-id",
+    "x-session-id",
+)
+
 
 def request_id_new() -> str:
     return f"req_{secrets.token_hex(12)}"
@@ -29,7 +40,14 @@ class RequestContext:
 
     @property
     def session_id(self) -> str:
-        return self.incoming.headers.get("x-tollgate-session-id", "")[:200]
+        """The client's task or conversation: Tollgate's own header, else the one the
+        client sends by itself."""
+        headers = self.incoming.headers
+        for name in SESSION_HEADERS:
+            value = headers.get(name)
+            if value:
+                return value[:200]
+        return ""
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)

@@ -1,6 +1,7 @@
 """The proxy's endpoints, served as a lean ASGI app (config/asgi.py routes /v1/* here).
 
     POST /v1/chat/completions        OpenAI Chat Completions
+    POST /v1/responses               OpenAI Responses (stateless: the full `input` each time)
     POST /v1/messages                Anthropic Messages
     POST /v1/messages/count_tokens   Anthropic token counting
     GET  /v1/models, /v1//models     model list (Anthropic's shape with anthropic-version)
@@ -54,6 +55,7 @@ log = logging.getLogger("tollgate.proxy")
 # Which client protocol each completion path speaks, and the field its body must have.
 COMPLETIONS = {
     "/v1/chat/completions": ("openai", "messages"),
+    "/v1/responses": ("responses", "input"),
     "/v1/messages": ("anthropic", "messages"),
 }
 
@@ -86,7 +88,8 @@ class ProxyApp:
                 raise GatewayError(
                     405 if known else 404,
                     f"{method} {incoming.path} is not supported. Tollgate serves POST "
-                    "/v1/chat/completions, POST /v1/messages and GET /v1/models.",
+                    "/v1/chat/completions, POST /v1/responses, POST /v1/messages and "
+                    "GET /v1/models.",
                     code="method_not_allowed" if known else "not_found",
                 )
         except ClientGone:
@@ -132,13 +135,7 @@ class ProxyApp:
             raise
         ticket.model = admitted.model
         ticket.route_reason = admitted.route_reason
-        if required not in body or not isinstance(body[required], list):
-            raise GatewayError(
-                400,
-                f"The field '{required}' is required and must be a list.",
-                code="invalid_request",
-                param=required,
-            )
+        _body_check(ctx.protocol, body, required)
         ticket.stream = bool(body.get("stream"))
         latency_budget_ms = admission.header_int(
             ctx.headers, "x-tollgate-max-latency-ms", minimum=1
@@ -253,6 +250,26 @@ class ProxyApp:
             )
         anthropic = "anthropic-version" in ticket.ctx.headers
         await send_json(send, 200, _anthropic_model(entry) if anthropic else _openai_model(entry))
+
+
+def _body_check(protocol: str, body: dict[str, Any], required: str) -> None:
+    value = body.get(required)
+    if protocol == "responses":
+        if not isinstance(value, str | list):
+            raise GatewayError(
+                400,
+                "The field 'input' is required: a string or a list of input items.",
+                code="invalid_request",
+                param="input",
+            )
+        return
+    if not isinstance(value, list):
+        raise GatewayError(
+            400,
+            f"The field '{required}' is required and must be a list.",
+            code="invalid_request",
+            param=required,
+        )
 
 
 def _protocol_guess(path: str, headers: dict[str, str]) -> str:

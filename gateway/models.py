@@ -14,6 +14,7 @@ from accounts.models import ApiKey, Group, Organisation, TimeStamped
 class Protocol(models.TextChoices):
     OPENAI = "openai", "OpenAI Chat Completions"
     ANTHROPIC = "anthropic", "Anthropic Messages"
+    RESPONSES = "responses", "OpenAI Responses"
 
 
 class Provider(TimeStamped):
@@ -23,7 +24,15 @@ class Provider(TimeStamped):
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
-    protocol = models.CharField(max_length=10, choices=Protocol.choices)
+    protocol = models.CharField(
+        max_length=10, choices=Protocol.choices, help_text="The wire the provider speaks"
+    )
+    speaks_responses = models.BooleanField(
+        default=False,
+        help_text="Also serves the OpenAI Responses API at {base_url}/responses (OpenAI "
+        "itself does): Responses clients such as Codex are passed through to it instead "
+        "of translated to Chat Completions",
+    )
     base_url = models.URLField(
         help_text="Up to and including the version segment, e.g. https://api.openai.com/v1 "
         "or https://api.anthropic.com/v1"

@@ -128,6 +128,7 @@ def catalog_load(*, data: dict[str, Any]) -> CatalogChanges:
             "base_url": str(_require(item, "base_url", where)).rstrip("/"),
             "api_key_env": item.get("api_key_env", ""),
             "extra_headers": item.get("extra_headers") or {},
+            "speaks_responses": bool(item.get("responses", False)),
         }
         provider = providers.get(slug)
         if provider is None:

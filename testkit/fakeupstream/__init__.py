@@ -1,7 +1,9 @@
-"""A fake LLM upstream: a real HTTP server (raw ASGI) speaking OpenAI Chat Completions
-and Anthropic Messages, for the gateway's tests, benchmarks and the `make run` demo.
+"""A fake LLM upstream: a real HTTP server (raw ASGI) speaking OpenAI Chat Completions,
+OpenAI Responses and Anthropic Messages, for the gateway's tests, benchmarks and the
+`make run` demo.
 
-Routes: `POST /v1/chat/completions`, `GET /v1/models` (Anthropic's shape when an
+Routes: `POST /v1/chat/completions`, `POST /v1/responses` (see `responses_wire`),
+`GET /v1/models` (Anthropic's shape when an
 `anthropic-version` header is sent), `POST /v1/messages`,
 `POST /v1/messages/count_tokens`; admin: `POST /_fake/script`, `GET /_fake/requests`,
 `POST /_fake/reset` (the same as `app.script()`, `app.requests`, `app.reset()`). The
@@ -13,7 +15,8 @@ Auth: OpenAI wants `Authorization: Bearer <key>`; Anthropic wants the key in
 key is valid except one starting with `bad-`; `FakeUpstream(valid_keys={...})` allows
 only those keys.
 
-Replies (the same rules in both protocols):
+Replies (the same rules in every protocol; Responses `function_call_output` items are
+tool results, `function_call` items tool calls in history):
 - Last turn a user message: "Echo: <its text>" (text parts joined by a space).
 - Last turn tool results: "Tool result: <each result's text, joined by ' | '>".
 - `tools` present, last turn a user message, tool choice not none: one call to the
@@ -25,19 +28,25 @@ Replies (the same rules in both protocols):
   forced/required tool choice calls again; auto answers in text.
 - Anthropic `thinking` (enabled or adaptive): a thinking block "Let me think about this
   request." with a signature the fake checks when it is sent back.
+- Responses with `reasoning.effort` (not none): a reasoning item first, its summary
+  "Let me think about this request." when `reasoning.summary` is set, and a signed
+  OpenAI-style `encrypted_content` with `include: ["reasoning.encrypted_content"]`,
+  checked when sent back (foreign encrypted content: 400 invalid_encrypted_content).
 - Stop sequences cut the text at their first match (stop reason stop_sequence).
 
 Tokens (deterministic; words = `len(text.split())`):
 - input = sum over the prompt of: words of each text (system, messages, text parts,
   tool results); 10 per tool call in history; 10 + words(description) per tool
   definition; 100 per image/document/audio/file; 0 for earlier thinking blocks. The
-  same conversation costs the same in either protocol.
+  same conversation costs the same in every protocol.
 - output = words of the reply text (each word is one stream chunk) + 10 per tool call
   + words of the thinking text + OpenAI reasoning tokens (reasoning_effort low 8,
   medium 16, high 32, xhigh 64). `max_tokens`/`max_completion_tokens` truncates in
   that order (thinking, text, tool calls) with stop reason max_tokens / length.
 - OpenAI: prompt_tokens = input (cached included); completion_tokens = output
-  (reasoning included). Anthropic: input_tokens = input - cache_read - cache_write.
+  (reasoning included). Responses: input_tokens / output_tokens likewise, with
+  `input_tokens_details.cached_tokens` and `output_tokens_details.reasoning_tokens`.
+  Anthropic: input_tokens = input - cache_read - cache_write.
 
 Prompt caching (see `cache`): Anthropic `cache_control` pieces (and top-level
 `cache_control` on the last block) are written the first time a prefix is seen

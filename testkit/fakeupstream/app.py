@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from . import anthropic_render, anthropic_wire, openai_wire
+from . import anthropic_render, anthropic_wire, openai_wire, responses_wire
 from .cache import PromptCache
 from .errors import (
     ANTHROPIC,
@@ -129,6 +129,7 @@ class FakeUpstream:
         self._requests: deque[dict[str, Any]] = deque(maxlen=max_recorded_requests)
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self._openai_chat,
+            ("POST", "/v1/responses"): self._openai_responses,
             ("GET", "/v1/models"): self._models,
             ("POST", "/v1/messages"): self._anthropic_messages,
             ("POST", "/v1/messages/count_tokens"): self._anthropic_count,
@@ -294,6 +295,27 @@ class FakeUpstream:
         else:
             await self._answer(ex, openai_wire.completion(conv.model, plan, usage))
 
+    async def _openai_responses(self, ex: Exchange, body: Any) -> None:
+        if await self._scripted(ex, body):
+            return
+        conv, options = responses_wire.parse_responses(body)
+        input_tokens = conv.input_tokens()
+        cached = 0
+        if input_tokens >= self.openai_cache_min_tokens:
+            cached = self.cache.openai(
+                conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
+            )
+        plan = plan_reply(conv)
+        usage = responses_wire.usage(input_tokens, cached, plan)
+        if body.get("stream"):
+            await self._stream(
+                ex,
+                responses_wire.stream_events(conv.model, plan, usage, options),
+                error_event=responses_wire.stream_error_event,
+            )
+        else:
+            await self._answer(ex, responses_wire.response(conv.model, plan, usage, options))
+
     async def _anthropic_messages(self, ex: Exchange, body: Any) -> None:
         if await self._scripted(ex, body):
             return
@@ -365,7 +387,12 @@ class FakeUpstream:
             return  # head sent, body never: the server closes the connection
         await ex.send({"type": "http.response.body", "body": content})
 
-    async def _stream(self, ex: Exchange, events: list[bytes]) -> None:
+    async def _stream(
+        self,
+        ex: Exchange,
+        events: list[bytes],
+        error_event: Callable[[dict[str, Any], int], bytes] | None = None,
+    ) -> None:
         headers = [*_SSE, ex.id_header(), *self._limit_headers(ex.protocol), *ex.extra_headers()]
         send = ex.send
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -386,8 +413,12 @@ class FakeUpstream:
                     if isinstance(behaviour.body, dict)
                     else stream_error_body(ex.protocol)
                 )
-                wire = openai_wire if ex.protocol == OPENAI else anthropic_render
-                await send({"type": "http.response.body", "body": wire.stream_error_event(error)})
+                if error_event is not None:  # the Responses wire numbers its events
+                    payload = error_event(error, i)
+                else:
+                    wire = openai_wire if ex.protocol == OPENAI else anthropic_render
+                    payload = wire.stream_error_event(error)
+                await send({"type": "http.response.body", "body": payload})
                 return
             if delay and i:
                 await asyncio.sleep(delay)

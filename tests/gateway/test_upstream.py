@@ -22,6 +22,7 @@ def deployment(url: str, protocol: str) -> DeploymentEntry:
         api_key_env="",
         api_key_encrypted="",
         extra_headers=(("x-extra", "1"),),
+        wires=(protocol,),
     )
     return DeploymentEntry(id=1, provider=provider, upstream_model="m", priority=0, weight=1)
 
