@@ -3,6 +3,8 @@ every gateway worker to drop what changed, after the change committed."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
@@ -19,17 +21,19 @@ _USAGE_KINDS = {EntryKind.USAGE.value, EntryKind.BYOK_FEE.value}
 
 
 @receiver(api_key_changed)
-def _key_changed(sender, secret_hash: str, **kwargs) -> None:
+def _key_changed(sender: object, secret_hash: str, **kwargs: object) -> None:
     invalidation_publish("key", secret_hash)
 
 
 @receiver(post_save, sender=ApiKey)
-def _key_saved(sender, instance: ApiKey, created: bool, **kwargs) -> None:
+def _key_saved(
+    sender: type[ApiKey], instance: ApiKey, created: bool, **kwargs: object
+) -> None:
     if not created:  # admin edits of group, expiry or limits
         transaction.on_commit(lambda: invalidation_publish("key", instance.secret_hash))
 
 
-def _catalog_changed(**kwargs) -> None:
+def _catalog_changed(**kwargs: object) -> None:
     transaction.on_commit(lambda: invalidation_publish("catalog"))
 
 
@@ -41,7 +45,9 @@ m2m_changed.connect(_catalog_changed, sender=Router.groups.through, dispatch_uid
 
 
 @receiver(post_save, sender=Organisation)
-def _organisation_saved(sender, instance: Organisation, **kwargs) -> None:
+def _organisation_saved(
+    sender: type[Organisation], instance: Organisation, **kwargs: object
+) -> None:
     # Suspension is part of every cached key of the organisation.
     secret_hashes = list(instance.api_keys.values_list("secret_hash", flat=True))
 
@@ -53,7 +59,12 @@ def _organisation_saved(sender, instance: Organisation, **kwargs) -> None:
 
 
 @receiver(balance_changed)
-def _balance_changed(sender, organisation_ids: list[int], kinds=(), **kwargs) -> None:
+def _balance_changed(
+    sender: object,
+    organisation_ids: list[int],
+    kinds: Collection[str] = (),
+    **kwargs: object,
+) -> None:
     if kinds and set(kinds) <= _USAGE_KINDS:
         return  # the usage flusher's own debits: the credit store already counted them
     for organisation_id in organisation_ids:
@@ -61,5 +72,5 @@ def _balance_changed(sender, organisation_ids: list[int], kinds=(), **kwargs) ->
 
 
 @receiver(provider_keys_changed)
-def _provider_keys_changed(sender, organisation_id: int, **kwargs) -> None:
+def _provider_keys_changed(sender: object, organisation_id: int, **kwargs: object) -> None:
     invalidation_publish("byok", str(organisation_id))

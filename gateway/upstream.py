@@ -28,10 +28,13 @@ USER_AGENT = "tollgate"
 
 class Upstream:
     def __init__(self) -> None:
+        max_connections: int = settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS
+        max_keepalive = min(256, max_connections)
+        keepalive_expiry = 30
         limits = httpx2.Limits(
-            max_connections=settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS,
-            max_keepalive_connections=min(256, settings.TOLLGATE_UPSTREAM_MAX_CONNECTIONS),
-            keepalive_expiry=30,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive,
+            keepalive_expiry=keepalive_expiry,
         )
         timeout = httpx2.Timeout(
             connect=settings.TOLLGATE_UPSTREAM_CONNECT_TIMEOUT,
@@ -53,9 +56,9 @@ class Upstream:
             )
         else:
             self._transport = LeanTransport(
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry,
+                max_connections=max_connections,
+                max_keepalive_connections=max_keepalive,
+                keepalive_expiry=keepalive_expiry,
             )
 
     async def send(self, request: httpx2.Request, *, stream: bool = False) -> httpx2.Response:

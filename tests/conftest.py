@@ -136,6 +136,38 @@ def _vendor_cost_nano(usage: dict[str, int], model: Model) -> int:
     return int((usd * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def _upstream_usage_counts(usage: dict) -> dict[str, int]:
+    """A `usage` object of any of the three wires, as the counts _vendor_cost_nano
+    takes (OpenAI's prompt and input counts include cached tokens; Anthropic's don't)."""
+    if "prompt_tokens" in usage:  # Chat Completions
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        return {
+            "input": usage["prompt_tokens"] - cached,
+            "cache_read": cached,
+            "write_5m": 0,
+            "write_1h": 0,
+            "output": usage["completion_tokens"],
+        }
+    if "cache_read_input_tokens" in usage or "cache_creation" in usage:
+        return _anthropic_usage_counts(usage)
+    if "input_tokens_details" in usage or "total_tokens" in usage:  # Responses
+        cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
+        return {
+            "input": usage["input_tokens"] - cached,
+            "cache_read": cached,
+            "write_5m": 0,
+            "write_1h": 0,
+            "output": usage["output_tokens"],
+        }
+    return _anthropic_usage_counts(usage)
+
+
+@pytest.fixture
+def upstream_counts():
+    """_upstream_usage_counts(usage of any wire) -> the counts vendor_cost takes."""
+    return _upstream_usage_counts
+
+
 def _anthropic_usage_counts(usage: dict) -> dict[str, int]:
     """An Anthropic `usage` object as the five counts _vendor_cost_nano takes."""
     split = usage.get("cache_creation") or {}
@@ -176,6 +208,10 @@ def upstream_replay(world):
         ),
         "/v1/chat/completions": (
             f"{world.openai.base_url}/chat/completions",
+            {"authorization": "Bearer upstream-key"},
+        ),
+        "/v1/responses": (
+            f"{world.openai.base_url}/responses",
             {"authorization": "Bearer upstream-key"},
         ),
     }

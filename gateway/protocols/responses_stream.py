@@ -15,7 +15,12 @@ import time
 from typing import Any
 
 from gateway.protocols.adapter import StreamAdapter, UsageHook
-from gateway.protocols.errors import STATUS_BY_ANTHROPIC_TYPE, GatewayError, UpstreamError
+from gateway.protocols.errors import (
+    OPENAI_TYPE_BY_STATUS,
+    STATUS_BY_ANTHROPIC_TYPE,
+    GatewayError,
+    UpstreamError,
+)
 from gateway.protocols.responses_api import (
     finish_status,
     function_call_item,
@@ -82,19 +87,23 @@ class _Sequenced:
         return sse_encode(data, kind)
 
 
+def error_fields(code: str, message: str, param: str | None, kind: str) -> dict[str, Any]:
+    """The fields of an `error` event. The API reference (and the SDK's
+    ResponseErrorEvent) put code, message and param at the top level; the service
+    nests them under "error" (the Python SDK raises on that shape). Both are sent."""
+    return {
+        "code": code,
+        "message": message,
+        "param": param,
+        "error": {"type": kind, "code": code, "message": message, "param": param},
+    }
+
+
 def responses_error_event(error: GatewayError, sequence_number: int = 0) -> bytes:
-    """A Responses stream's `error` event (the SDK's ResponseErrorEvent): code,
-    message and param at the top level, not nested under "error"."""
-    return sse_encode(
-        {
-            "type": "error",
-            "code": error.code or _error_code(error.status),
-            "message": error.message,
-            "param": error.param,
-            "sequence_number": sequence_number,
-        },
-        "error",
-    )
+    """A Responses stream's `error` event for a gateway error."""
+    kind = error.type or OPENAI_TYPE_BY_STATUS.get(error.status, "server_error")
+    fields = error_fields(error.code or _error_code(error.status), error.message, error.param, kind)
+    return sse_encode({"type": "error", **fields, "sequence_number": sequence_number}, "error")
 
 
 def responses_stream_error(error: GatewayError, adapter: Any = None) -> bytes:
@@ -522,12 +531,15 @@ class ChatToResponsesStream(_Sequenced):
         self.error = UpstreamError(
             status=status, type=str(error.get("type") or error.get("code") or ""), message=message
         )
-        return self._failure(_error_code(status), status, message, None)
+        kind = str(error.get("type") or OPENAI_TYPE_BY_STATUS.get(status, "server_error"))
+        return self._failure(_error_code(status), status, message, None, kind)
 
-    def _failure(self, code: str, status: int, message: str, param: str | None) -> list[bytes]:
+    def _failure(
+        self, code: str, status: int, message: str, param: str | None, kind: str
+    ) -> list[bytes]:
         self.done = True
         out = self._start({})
-        out.append(self._event("error", code=code, message=message, param=param))
+        out.append(self._event("error", **error_fields(code, message, param, kind)))
         response = self._envelope("in_progress")
         response["output"] = self._output()
         out.append(
@@ -538,7 +550,8 @@ class ChatToResponsesStream(_Sequenced):
     def stream_error(self, error: GatewayError) -> bytes:
         """The gateway's own error ending the stream (see responses_stream_error)."""
         code = error.code or _error_code(error.status)
-        return b"".join(self._failure(code, error.status, error.message, error.param))
+        kind = error.type or OPENAI_TYPE_BY_STATUS.get(error.status, "server_error")
+        return b"".join(self._failure(code, error.status, error.message, error.param, kind))
 
     def finish(self) -> list[bytes]:
         """The upstream closed without [DONE]: complete the response if its finish
@@ -660,11 +673,13 @@ class ResponsesPassthroughStream:
         return [event.raw]
 
     def _error(self, data: dict[str, Any]) -> None:
-        code = str(data.get("code") or "")
-        status = 429 if "rate_limit" in code else 400 if code.startswith("invalid") else 502
-        self.error = UpstreamError(
-            status=status, type=code, message=str(data.get("message") or "upstream error")
-        )
+        nested = data.get("error") if isinstance(data.get("error"), dict) else {}
+        code = str(data.get("code") or nested.get("code") or nested.get("type") or "")
+        message = str(data.get("message") or nested.get("message") or "upstream error")
+        status = _status_of_chat_error({"code": code, "type": nested.get("type")})
+        if status == 500:
+            status = 502
+        self.error = UpstreamError(status=status, type=code, message=message)
         self.done = True
 
     def _lifecycle(self, kind: str, data: dict[str, Any], event: SSEEvent) -> bytes:
@@ -700,18 +715,7 @@ class ResponsesPassthroughStream:
 
     def stream_error(self, error: GatewayError) -> bytes:
         """The gateway's own error ending the stream (see responses_stream_error)."""
-        out = [
-            sse_encode(
-                {
-                    "type": "error",
-                    "code": error.code or _error_code(error.status),
-                    "message": error.message,
-                    "param": error.param,
-                    "sequence_number": self.sequence_number,
-                },
-                "error",
-            )
-        ]
+        out = [responses_error_event(error, self.sequence_number)]
         self.sequence_number += 1
         if self._response is not None and not self.done:
             failed = _failed_response(self._response, error.status, error.message)
