@@ -38,10 +38,13 @@ lint: install
 chromium:
 	@sh scripts/ensure-chromium.sh
 
-# The official Node SDKs for tests/test_node_clients.py (skipped without Node).
+# The official Node SDKs (tests/node) and the real agents (tests/agents: Codex CLI),
+# pinned by their lockfiles; their tests are skipped, visibly, without npm.
 node-clients:
-	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; \
-	else echo "warning: npm not found: the Node SDK test will be skipped" >&2; fi
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/node --no-audit --no-fund --loglevel=error && \
+		npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error; \
+	else echo "warning: npm not found: the Node SDK and agent tests will be skipped" >&2; fi
 
 bench: install
 	$(PY) bench/overhead.py

@@ -143,7 +143,7 @@ def credit_avail_key(organisation_id: int) -> str:
     return credit_keys(organisation_id)[0]
 
 
-def credit_pending_release(sync_client, org_requests: dict[int, list[str]]) -> None:
+def credit_pending_release(sync_client: Any, org_requests: dict[int, list[str]]) -> None:
     """After a usage batch committed to the ledger, those requests' costs are no longer
     pending. Keyed by request id, so releasing a batch twice (a replay after a crash
     between commit and acknowledgement) changes nothing."""
@@ -241,7 +241,7 @@ class ScriptBatch:
     and each caller gets its own call's result. Concurrent requests share the cost of
     the Redis client, which otherwise is a third of the gateway's CPU per request."""
 
-    def __init__(self, client, body: str) -> None:
+    def __init__(self, client: Any, body: str) -> None:
         self._script = client.register_script(_BATCH % body)
         self._calls: list[tuple[list, list, asyncio.Future]] = []
 

@@ -8,6 +8,7 @@ optionally checked); the operator can only see metadata and delete a key.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from gateway.byok import provider_key_delete
@@ -37,18 +38,18 @@ class ProviderKeyAdmin(admin.ModelAdmin):
     def masked(self, obj: ProviderKey) -> str:
         return f"…{obj.last_four}"
 
-    def get_queryset(self, request: HttpRequest):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProviderKey]:
         return super().get_queryset(request).defer("secret_encrypted")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: ProviderKey | None = None) -> bool:
         return False
 
     def delete_model(self, request: HttpRequest, obj: ProviderKey) -> None:
         provider_key_delete(organisation=obj.organisation, provider=obj.provider)
 
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ProviderKey]) -> None:
         for key in queryset.select_related("organisation", "provider"):
             provider_key_delete(organisation=key.organisation, provider=key.provider)

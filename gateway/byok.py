@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Organisation
+from accounts.models import Organisation, User
 from gateway.encryption import secret_encrypt
 from gateway.models import Protocol, Provider, ProviderKey, ProviderKeyMode
 from gateway.signals import provider_keys_changed
@@ -88,7 +88,7 @@ def provider_key_save(
     provider: Provider,
     secret: str,
     mode: ProviderKeyMode | str,
-    created_by,
+    created_by: User | None,
     verify: bool,
 ) -> ProviderKey:
     """Add or replace the organisation's key for `provider`, encrypted at rest. With

@@ -103,11 +103,11 @@ class CatalogSnapshot:
         return self.names.get(name.strip().lower())
 
     def suggestions(self, name: str, *, group_id: int | None = None, limit: int = 3) -> list[str]:
-        candidates = [
-            m.public_id
-            for m in (*self.models.values(), *self.routers.values())
-            if group_id is None or group_id in m.group_ids
-        ]
+        entries: tuple[ModelEntry | RouterEntry, ...] = (
+            *self.models.values(),
+            *self.routers.values(),
+        )
+        candidates = [m.public_id for m in entries if group_id is None or group_id in m.group_ids]
         return difflib.get_close_matches(name.strip().lower(), candidates, n=limit, cutoff=0.5)
 
     def models_for_group(self, group_id: int) -> list[ModelEntry]:
@@ -215,12 +215,12 @@ def catalog_snapshot_load() -> CatalogSnapshot:
             if r.kind == "auto"
             else [{"model": m} for m in config.get("models") or []]
         )
-        resolved = [
+        named = [
             (str(t.get("name") or t["model"]), snapshot.resolve(str(t["model"])))
             for t in members or []
             if isinstance(t, dict) and t.get("model")
         ]
-        resolved = [(n, m) for n, m in resolved if m is not None]
+        resolved = [(n, m) for n, m in named if m is not None]
         hedge = config.get("hedge_ms")
         snapshot.routers[r.public_id.lower()] = RouterEntry(
             public_id=r.public_id,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from gateway.invalidation import CHANNEL
 
@@ -34,7 +35,9 @@ return fails
 
 
 class DeploymentHealth:
-    def __init__(self, redis=None) -> None:
+    def __init__(self, redis: Any = None) -> None:
+        """`redis`: a redis.asyncio client shared by every worker, or None (this
+        process only)."""
         self._r = redis
         self._fail_script = redis.register_script(_FAIL) if redis is not None else None
         self.rest_until: dict[str, float] = {}  # health key -> unix time
@@ -85,7 +88,7 @@ class DeploymentHealth:
             if rest_seconds:
                 await self._rest(key, now + rest_seconds)
             return rest_seconds or 0.0
-        if self._r is not None:
+        if self._fail_script is not None:  # with Redis
             fails = int(
                 await self._fail_script(keys=[f"tg:fails:{key}"], args=[FAILURE_WINDOW_SECONDS])
             )

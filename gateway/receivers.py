@@ -26,9 +26,7 @@ def _key_changed(sender: object, secret_hash: str, **kwargs: object) -> None:
 
 
 @receiver(post_save, sender=ApiKey)
-def _key_saved(
-    sender: type[ApiKey], instance: ApiKey, created: bool, **kwargs: object
-) -> None:
+def _key_saved(sender: type[ApiKey], instance: ApiKey, created: bool, **kwargs: object) -> None:
     if not created:  # admin edits of group, expiry or limits
         transaction.on_commit(lambda: invalidation_publish("key", instance.secret_hash))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 
 from accounts.models import Group
 from gateway.models import (
@@ -64,7 +64,7 @@ def catalog_file_read(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _sync(obj, values: dict[str, Any], label: str, changes: CatalogChanges) -> bool:
+def _sync(obj: models.Model, values: dict[str, Any], label: str, changes: CatalogChanges) -> bool:
     diffs = []
     for name, value in values.items():
         old = getattr(obj, name)
@@ -151,7 +151,9 @@ def catalog_load(*, data: dict[str, Any]) -> CatalogChanges:
     return changes
 
 
-def _router_load(item, where, groups, changes: CatalogChanges) -> None:
+def _router_load(
+    item: dict[str, Any], where: str, groups: dict[str, Group], changes: CatalogChanges
+) -> None:
     public_id = str(_require(item, "id", where))
     kind = _require(item, "kind", where)
     if kind not in RouterKind.values:
@@ -194,7 +196,13 @@ def _router_load(item, where, groups, changes: CatalogChanges) -> None:
         changes.add(f"set groups of {public_id}")
 
 
-def _model_load(item, where, groups, providers, changes: CatalogChanges) -> None:
+def _model_load(
+    item: dict[str, Any],
+    where: str,
+    groups: dict[str, Group],
+    providers: dict[str, Provider],
+    changes: CatalogChanges,
+) -> None:
     public_id = str(_require(item, "id", where))
     prices = item.get("prices") or {}
     values: dict[str, Any] = {

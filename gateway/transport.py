@@ -31,17 +31,26 @@ spoken (httpx2 does not speak it by default either).
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import ssl
 import time
 from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, Final, cast
 
 import httptools
 import httpx2
 
 HIGH_WATER = 1 << 20  # bytes buffered for the reader before the socket is paused
 WRITE_CHUNK = 1 << 16  # request bodies above this are written with flow control
-_EOF = object()
+
+
+class _End(enum.Enum):
+    EOF = enum.auto()
+
+
+_EOF: Final = _End.EOF  # the end of a response body, in a connection's chunks
 
 
 def _timeout_of(request: httpx2.Request, name: str) -> float | None:
@@ -53,7 +62,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
-        self.transport: asyncio.Transport | None = None
+        # Set by connection_made, which asyncio calls before any other callback.
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
@@ -61,21 +71,23 @@ class _Connection(asyncio.Protocol):
         self.request: httpx2.Request | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head: asyncio.Future | None = None  # set when the headers are complete
-        self.chunks: deque = deque()
+        self.head: asyncio.Future[None] | None = None  # set when the headers are complete
+        # Body bytes, exceptions to raise to the reader, and _EOF.
+        self.chunks: deque[Any] = deque()
         self.buffered = 0
-        self.reader: asyncio.Future | None = None  # a reader waiting for a chunk
+        self.reader: asyncio.Future[None] | None = None  # a reader waiting for a chunk
         self.complete = False
         self.until_close = False  # no length and not chunked: the body ends at EOF
         self.paused = False
         self.write_paused = False
-        self.drained: asyncio.Future | None = None
+        self.drained: asyncio.Future[None] | None = None
         self.interim = False  # reading a 1xx response, which the final one follows
         self.unexpected = False  # bytes nobody asked for: the connection is never reused
 
     # --- asyncio.Protocol ----------------------------------------------------------
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # create_connection makes stream transports (asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -86,10 +98,10 @@ class _Connection(asyncio.Protocol):
             )
             self.transport.close()
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         return False  # close our side too
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.drained is not None and not self.drained.done():
             self.drained.set_exception(
@@ -176,7 +188,7 @@ class _Connection(asyncio.Protocol):
         self._push(_EOF)
 
     # --- the exchange ---------------------------------------------------------------
-    def _push(self, item) -> None:
+    def _push(self, item: bytes | Exception | _End) -> None:
         self.chunks.append(item)
         reader = self.reader
         if reader is not None and not reader.done():
@@ -228,7 +240,12 @@ class _Connection(asyncio.Protocol):
                 self.drained = asyncio.get_running_loop().create_future()
                 await self._wait(self.drained, limit, httpx2.WriteTimeout)
 
-    async def _wait(self, future: asyncio.Future, limit: float | None, error) -> None:
+    async def _wait(
+        self,
+        future: asyncio.Future[None],
+        limit: float | None,
+        error: type[httpx2.TimeoutException],
+    ) -> None:
         """Await `future`, failing it with `error` after `limit` seconds (a timer
         handle, cheaper than asyncio.timeout's task machinery on this path)."""
         if future.done():
@@ -244,14 +261,16 @@ class _Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
-    async def chunk(self):
+    async def chunk(self) -> bytes | _End:
         """All the body that has arrived (at least one chunk), or _EOF. Handing over
         everything at once lets a busy relay write what several upstream reads brought
         in one write to its client."""
         chunks = self.chunks
         while not chunks:
+            request = self.request
+            assert request is not None  # a body is read only during its exchange
             self.reader = asyncio.get_running_loop().create_future()
-            await self._wait(self.reader, _timeout_of(self.request, "read"), httpx2.ReadTimeout)
+            await self._wait(self.reader, _timeout_of(request, "read"), httpx2.ReadTimeout)
         item = chunks[0]
         if item is _EOF:
             return item
@@ -274,7 +293,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def _expire(future: asyncio.Future, error, request) -> None:
+def _expire(
+    future: asyncio.Future[None],
+    error: type[httpx2.TimeoutException],
+    request: httpx2.Request | None,
+) -> None:
     if not future.done():
         future.set_exception(error("timed out", request=request))
 
@@ -298,7 +321,7 @@ class _Body(httpx2.AsyncByteStream):
                 functools.partial(self._transport.release, conn, reusable=False)
             )
 
-    async def __aiter__(self):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         conn = self._conn
         if conn is None:
             raise httpx2.StreamClosed()
@@ -345,7 +368,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         self._pools: dict[tuple[bytes, bytes, int], _Pool] = {}
         self._busy = 0  # connections checked out or being opened
         self._idle_count = 0
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
     # --- httpx2.AsyncBaseTransport ----------------------------------------------------

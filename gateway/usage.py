@@ -69,7 +69,7 @@ def _existing(ids: dict[type[models.Model], set[Any]]) -> dict[type[models.Model
     if connection.vendor != "postgresql":
         for model in asked:
             found[model] = set(
-                model.objects.filter(pk__in=wanted[model]).values_list("pk", flat=True)
+                model._default_manager.filter(pk__in=wanted[model]).values_list("pk", flat=True)
             )
         return found
     # One raw statement for all models: the ORM spends more CPU building these queries
@@ -431,7 +431,7 @@ class RedisUsageQueue:
 
     CLAIM_IDLE_MS = 60_000
 
-    def __init__(self, async_client, sync_client) -> None:
+    def __init__(self, async_client: Any, sync_client: Any) -> None:
         self._r = async_client
         self._s = sync_client
         self._consumer = f"{socket.gethostname()}-{threading.get_native_id()}-{id(self)}"
@@ -485,6 +485,8 @@ class RedisUsageQueue:
                 ids.append(entry_id)
                 continue
             raw = fields.get(b"e") or fields.get("e")
+            if raw is None:  # as json.loads(None) would: the batch is retried
+                raise TypeError(f"usage stream entry {entry_id!r} has no event")
             events.append(json.loads(raw))
             ids.append(entry_id)
         if ids and not events:

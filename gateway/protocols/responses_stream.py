@@ -65,7 +65,7 @@ def _status_of_chat_error(error: dict[str, Any]) -> int:
     if isinstance(code, str) and code in STATUS_BY_ANTHROPIC_TYPE:
         return STATUS_BY_ANTHROPIC_TYPE[code]
     text = f"{error.get('type') or ''} {code or ''}".lower()
-    if "rate_limit" in text:
+    if "rate_limit" in text or "too_many_requests" in text:
         return 429
     if "overloaded" in text or "unavailable" in text:
         return 529

@@ -165,6 +165,9 @@ class FakeUpstream:
         self.models: list[str] = list(settings["models"])
         self.sampling_exclusive_models: tuple[str, ...] = settings["sampling_exclusive_models"]
         self.openai_cache_min_tokens: int = settings["openai_cache_min_tokens"]
+        # Arguments the "model" calls a tool with, by tool name, instead of the example
+        # arguments of its schema (tests make an agent's own tool write a real file).
+        self.tool_arguments: dict[str, dict[str, Any]] = {}
 
     def key_accepted(self, key: str) -> bool:
         if not key:
@@ -285,6 +288,7 @@ class FakeUpstream:
             cached = self.cache.openai(
                 conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
             )
+        conv.tool_arguments = self.tool_arguments
         plan = plan_reply(conv)
         usage = openai_wire.usage(prompt_tokens, cached, plan)
         if body.get("stream"):
@@ -305,6 +309,7 @@ class FakeUpstream:
             cached = self.cache.openai(
                 conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
             )
+        conv.tool_arguments = self.tool_arguments
         plan = plan_reply(conv)
         usage = responses_wire.usage(input_tokens, cached, plan)
         if body.get("stream"):
@@ -323,6 +328,7 @@ class FakeUpstream:
             body, sampling_exclusive=self.sampling_exclusive_models
         )
         cache = self.cache.anthropic(conv.model, conv.units)
+        conv.tool_arguments = self.tool_arguments
         plan = plan_reply(conv)
         uncached = conv.input_tokens() - cache.read - cache.write
         usage = anthropic_render.usage(uncached, cache, plan.output_tokens)

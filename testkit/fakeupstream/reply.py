@@ -51,6 +51,7 @@ class Conversation:
     max_tokens: int | None = None
     thinking: bool = False
     reasoning_tokens: int = 0  # OpenAI reasoning_effort, counted but never shown
+    tool_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by tool name
 
     def input_tokens(self) -> int:
         return sum(unit.tokens for unit in self.units)
@@ -155,7 +156,13 @@ def _tool_calls(conv: Conversation) -> list[tuple[str, str]]:
     else:
         chosen = [conv.tools[0][0]]
     return [
-        (name, json.dumps(example_arguments(by_name[name]), separators=(",", ":")))
+        (
+            name,
+            json.dumps(
+                conv.tool_arguments.get(name) or example_arguments(by_name[name]),
+                separators=(",", ":"),
+            ),
+        )
         for name in chosen
     ]
 

@@ -260,12 +260,30 @@ def test_529_is_503_for_the_openai_protocols() -> None:
         ("anthropic", ["openai"], "openai"),
         ("anthropic", ["responses"], None),
         ("anthropic", ["responses", "openai"], "openai"),
+        ("responses", ["responses", "openai", "anthropic"], "responses"),
+        ("responses", ["anthropic", "openai"], "openai"),
+        ("responses", ["anthropic"], "anthropic"),
+        ("responses", ["responses"], "responses"),
+        ("responses", [], None),
+        ("gemini", ["openai"], None),
     ],
 )
 def test_wire_for(client: str, wires: list[str], expected: str | None) -> None:
     assert wire_for(client, wires) == expected
     if expected is not None:
         assert route(client, expected).wire == expected
+
+
+def test_every_client_and_wire_pair_is_served_except_over_a_responses_only_wire() -> None:
+    served = {(r.client, r.wire) for r in registry.routes()}
+    expected = {(c, w) for c in registry.CLIENT_PROTOCOLS for w in registry.WIRES}
+    assert served == expected - {("openai", "responses"), ("anthropic", "responses")}
+
+
+def test_responses_clients_get_openai_error_shapes() -> None:
+    r = route("responses", "anthropic")
+    assert r.error_body(ERROR, "req_1") == ERROR.openai_body()
+    assert r.client_status(GatewayError(529, "busy")) == 503
 
 
 def test_unknown_pairs_are_a_key_error() -> None:

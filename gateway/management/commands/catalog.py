@@ -1,6 +1,6 @@
 """python manage.py catalog load FILE [--dry-run]"""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from gateway.services import CatalogError, catalog_file_read, catalog_load
@@ -13,13 +13,15 @@ class _DryRun(Exception):
 class Command(BaseCommand):
     help = "Load a catalog file (YAML or JSON): providers, models, prices, deployments."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         load = sub.add_parser("load", help="create or update what the file lists")
         load.add_argument("file")
         load.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
-    def handle(self, *args, action, file, dry_run=False, **options):
+    def handle(
+        self, *args: object, action: str, file: str, dry_run: bool = False, **options: object
+    ) -> None:
         try:
             data = catalog_file_read(file)
             with transaction.atomic():

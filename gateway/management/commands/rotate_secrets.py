@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateway.encryption import SecretDecryptionError, secrets_rotate
 
@@ -14,7 +16,7 @@ class Command(BaseCommand):
         "the old keys can be removed."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--from-derived-key",
             action="store_true",
@@ -22,7 +24,7 @@ class Command(BaseCommand):
             "(encrypted with the key derived from SECRET_KEY).",
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         try:
             count = secrets_rotate(from_derived_key=options["from_derived_key"])
         except SecretDecryptionError as exc:

@@ -6,7 +6,7 @@ import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.credit import credit_pending_release
 from gateway.invalidation import sync_redis
@@ -16,12 +16,12 @@ from gateway.usage import RedisUsageQueue, UsageFlusher
 class Command(BaseCommand):
     help = "Consume the usage queue and write request logs and ledger debits."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--once", action="store_true", help="write what is queued now, then exit"
         )
 
-    def handle(self, *args, once=False, **options):
+    def handle(self, *args: object, once: bool = False, **options: object) -> None:
         client = sync_redis()
         if client is None:
             raise CommandError(
