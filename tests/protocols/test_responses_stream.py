@@ -414,7 +414,8 @@ def responses_upstream(final: str = "response.completed") -> bytes:
     seq = iter(range(100))
 
     def ev(kind: str, **fields: Any) -> str:
-        return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': next(seq), **fields})}\n\n"
+        data = {"type": kind, "sequence_number": next(seq), **fields}
+        return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
     done = {
         **created,
@@ -498,7 +499,9 @@ def test_the_passthrough_holds_the_preamble_and_sees_failures() -> None:
     assert adapter.error is not None and adapter.done
     assert SSEParser().feed(failed)[-1].event == "response.failed"
     adapter = open_route("responses")
-    error = b'event: error\ndata: {"type":"error","sequence_number":2,"error":{"type":"too_many_requests","code":"rate_limit_exceeded","message":"slow"}}\n\n'
+    nested = {"type": "too_many_requests", "code": "rate_limit_exceeded", "message": "slow"}
+    data = {"type": "error", "sequence_number": 2, "error": nested}
+    error = f"event: error\ndata: {json.dumps(data)}\n\n".encode()
     relay(adapter, [b"".join(e.raw for e in events[:2]) + error])
     assert (
         adapter.error is not None
