@@ -1,22 +1,21 @@
 """CPU the usage worker spends writing a batch: `usage_batch_write` (request log rows,
 ledger debits, balances) on PostgreSQL, per event, for batches of 50 and 500.
 
-    .venv/bin/python bench/usage_write.py [--source REV] [--events N] [--sizes 50,500]
+.venv/bin/python bench/usage_write.py [--source REV] [--events N] [--sizes 50,500]
 
 It creates its own database (tollgate_bench_usage, dropped first if a crashed run left
 it, and dropped again at the end), a few organisations, keys and deployments, and
-synthetic events shaped like those gateway/calls.py produces (a mix of managed and
-BYOK requests, one or two attempts each). The CPU of this process around each call is
-measured with time.process_time: the worker's CPU, not PostgreSQL's. The first batch
-of each size is a warm-up and is not counted (it also writes every key's
-`last_used_at`, which later batches skip for 30 seconds, as in production). The
-batches are made before the timing starts, then a full garbage collection is run, so
-the timing does not include one made due by the bench's own allocations. "Replayed"
-writes the same batches again (nothing new: the idempotent path).
+synthetic events shaped like those gateway/charging.py records (UsageEvent.wire(): a mix
+of managed and BYOK requests, one or two attempts each). The CPU of this process around
+each call is measured with time.process_time: the worker's CPU, not PostgreSQL's. The
+first batch of each size is a warm-up and is not counted (it also writes every key's
+`last_used_at`, which later batches skip for 30 seconds, as in production). The batches
+are made before the timing starts, then a full garbage collection is run, so the timing
+does not include one made due by the bench's own allocations. "Replayed" writes the same
+batches again (nothing new: the idempotent path).
 
 `--source REV` measures the code of a git revision (e.g. HEAD, for before/after): its
-tree is exported to a temporary directory and imported instead of the working tree.
-"""
+tree is exported to a temporary directory and imported instead of the working tree."""
 
 from __future__ import annotations
 
@@ -102,7 +101,7 @@ def world_create() -> tuple[list[tuple[int, list[int]]], list[tuple[int, str, st
 
 
 def event_make(rng: random.Random, n: int, organisations, deployments) -> dict:
-    """One event as Call._event builds it (JSON types, as read back from the queue)."""
+    """One event as settlement records it (JSON types, as read back from the queue)."""
     org_id, keys = rng.choice(organisations)
     deployment_id, provider, upstream = rng.choice(deployments)
     byok = rng.random() < 0.2
