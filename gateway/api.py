@@ -85,7 +85,7 @@ _fields: dict[str, Any] = {
     for f in dataclasses.fields(UsageEvent)
     if f.name not in _HIDDEN
 }
-RequestOutBase = create_model(  # type: ignore[call-overload]
+RequestOutBase = create_model(
     "RequestOutBase",
     __base__=Schema,
     started_at=(datetime, ...),

@@ -106,14 +106,14 @@ class ProxyApp:
             await send_json(send, answer.client_status(error), body, headers)
         except Exception:
             log.exception("unhandled error in %s", ticket.ctx.request_id)
-            error = GatewayError(
+            internal = GatewayError(
                 500,
                 f"Internal gateway error. Quote request id {ticket.ctx.request_id} "
                 "to the operator.",
                 code="internal_error",
             )
-            await charging.settle(ticket, _failed(ticket, chain, 500, "error", error))
-            body = registry.route(protocol, protocol).error_body(error, ticket.ctx.request_id)
+            await charging.settle(ticket, _failed(ticket, chain, 500, "error", internal))
+            body = registry.route(protocol, protocol).error_body(internal, ticket.ctx.request_id)
             await send_json(send, 500, body, relay.client_headers(ticket, chain))
 
     # --- endpoints -----------------------------------------------------------------

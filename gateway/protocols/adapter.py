@@ -32,11 +32,21 @@ class StreamAdapter(Protocol):
     whether real output was produced (until then a retry is invisible to the client),
     `usage_estimated` whether usage had to be estimated."""
 
-    usage: Usage
-    done: bool
-    error: UpstreamError | None
-    emitted_content: bool
-    usage_estimated: bool
+    # Read-only to the caller (plain attributes or properties both satisfy this).
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def error(self) -> UpstreamError | None: ...
+
+    @property
+    def emitted_content(self) -> bool: ...
+
+    @property
+    def usage_estimated(self) -> bool: ...
 
     def feed(self, event: SSEEvent) -> list[bytes]: ...
 

@@ -72,9 +72,11 @@ def _decode_anthropic(value: str) -> str | None:
         inner = value[len(_ANTHROPIC_PREFIX + _VERBATIM) :]
         return inner if inner and _is_id_chars(inner) else None
     if value.startswith(_ANTHROPIC_PREFIX + _BASE64):
-        inner = _b64decode(value[len(_ANTHROPIC_PREFIX + _BASE64) :])
+        decoded = _b64decode(value[len(_ANTHROPIC_PREFIX + _BASE64) :])
         # Strings made only of id characters are always sent verbatim.
-        return inner if inner is not None and not (inner and _is_id_chars(inner)) else None
+        if decoded is None or (decoded and _is_id_chars(decoded)):
+            return None
+        return decoded
     return None
 
 

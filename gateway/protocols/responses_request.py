@@ -489,7 +489,7 @@ def _reasoning(builder: _Builder, item: dict[str, Any], param: str) -> None:
     assistant turn as `reasoning_details`; anything else (OpenAI's own encrypted
     reasoning, bare summaries) cannot be given to a chat upstream and is left out."""
     encrypted = item.get("encrypted_content")
-    if not is_tollgate_reasoning(encrypted):
+    if not isinstance(encrypted, str) or not is_tollgate_reasoning(encrypted):
         return
     details = reasoning_details_from(encrypted, param=f"{param}.encrypted_content")
     if details:

@@ -673,7 +673,8 @@ class ResponsesPassthroughStream:
         return [event.raw]
 
     def _error(self, data: dict[str, Any]) -> None:
-        nested = data.get("error") if isinstance(data.get("error"), dict) else {}
+        raw = data.get("error")
+        nested: dict[str, Any] = raw if isinstance(raw, dict) else {}
         code = str(data.get("code") or nested.get("code") or nested.get("type") or "")
         message = str(data.get("message") or nested.get("message") or "upstream error")
         status = _status_of_chat_error({"code": code, "type": nested.get("type")})

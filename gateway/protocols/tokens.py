@@ -63,7 +63,8 @@ def _anthropic_block(counter: _Counter, block: Any) -> None:
         if source.get("type") == "text":
             counter.text(source.get("data"))
         else:
-            data = source.get("data") if isinstance(source.get("data"), str) else ""
+            raw = source.get("data")
+            data = raw if isinstance(raw, str) else ""
             counter.tokens += max(len(data) // DOCUMENT_BYTES_PER_TOKEN, counter.image_tokens)
     elif kind == "tool_use":
         counter.text(block.get("name"))

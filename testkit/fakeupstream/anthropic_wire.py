@@ -361,7 +361,7 @@ def _check_tool_pairing(messages: list[dict[str, Any]]) -> None:
             for block in _blocks(messages[i + 1]):
                 if block.get("type") != "tool_result":
                     break  # results must come first in the next user message
-                answered.add(block.get("tool_use_id"))
+                answered.add(str(block.get("tool_use_id")))
         missing = [tool_id for tool_id in ids if tool_id not in answered]
         if missing:
             raise anthropic_error(

@@ -114,7 +114,7 @@ class FakeUpstream:
         max_recorded_requests: int = 1000,
         default: Behaviour | None = None,
     ) -> None:
-        self._settings = {
+        self._settings: dict[str, Any] = {
             "valid_keys": None if valid_keys is None else frozenset(valid_keys),
             "models": tuple(models),
             "sampling_exclusive_models": tuple(sampling_exclusive_models),
@@ -435,7 +435,8 @@ class FakeUpstream:
     # -- admin API -----------------------------------------------------------------
 
     async def _admin(self, method: str, path: str, body: bytes, send: Any) -> None:
-        status, payload = 200, {"ok": True}
+        status: int = 200
+        payload: Any = {"ok": True}
         if (method, path) == ("POST", "/_fake/script"):
             try:
                 data = json.loads(body or b"{}")

@@ -198,21 +198,23 @@ def parse_chat(body: Any) -> Conversation:
     tools: list[tuple[str, dict[str, Any]]] = []
     for i, tool in enumerate(tools_raw):
         function = tool.get("function") if isinstance(tool, dict) else None
-        name = function.get("name") if isinstance(function, dict) else None
-        if not isinstance(name, str):
+        if not isinstance(function, dict):
+            function = {}
+        tool_name = function.get("name")
+        if not isinstance(tool_name, str):
             raise openai_error(
                 f"Missing required parameter: 'tools[{i}].function.name'.",
                 param=f"tools[{i}].function.name",
                 code="missing_required_parameter",
             )
-        if not _TOOL_NAME.match(name):
+        if not _TOOL_NAME.match(tool_name):
             raise openai_error(
                 f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected "
                 "a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
                 param=f"tools[{i}].function.name",
                 code="invalid_value",
             )
-        tools.append((name, function.get("parameters") or {}))
+        tools.append((tool_name, function.get("parameters") or {}))
         tokens = TOOL_DEFINITION_TOKENS + words(function.get("description") or "")
         units.append(Unit(tokens, tool))
 
