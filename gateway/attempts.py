@@ -277,7 +277,11 @@ async def answer_once(attempt: Attempt) -> dict[str, Any]:
     usage = route.usage(data)
     extra = attempt.price(usage)
     return route.response(
-        data, model=attempt.candidate.model.public_id, usage=usage, usage_extra=extra
+        data,
+        model=attempt.candidate.model.public_id,
+        usage=usage,
+        usage_extra=extra,
+        request_body=attempt.chain.client_body,
     )
 
 

@@ -27,7 +27,7 @@ from gateway.protocols import streams as translate_stream
 from gateway.protocols.adapter import Prepared, StreamAdapter, UsageHook
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.passthrough import AnthropicPassthroughStream, OpenAIPassthroughStream
-from gateway.protocols.request_common import TranslationError
+from gateway.protocols.request_common import TranslationError, openai_model_accepts_reasoning
 from gateway.protocols.sse import sse_encode
 from gateway.protocols.tokens import estimate_tokens_anthropic
 from gateway.protocols.usage import Usage
@@ -248,6 +248,20 @@ def _via_chat(
     return request
 
 
+def _chat_for_openai(
+    chat: dict[str, Any], *, upstream_model: str, max_output_tokens: int
+) -> dict[str, Any]:
+    """The hub's chat body for an OpenAI chat upstream. Responses clients send
+    `reasoning` whatever the model (Codex does), and OpenAI's non-reasoning models
+    refuse `reasoning_effort`: it is left out for them, as for Anthropic clients."""
+    out = translate_request.openai_request_prepare(
+        chat, upstream_model=upstream_model, max_output_tokens=max_output_tokens
+    )
+    if "reasoning_effort" in out and not openai_model_accepts_reasoning(upstream_model):
+        del out["reasoning_effort"]
+    return out
+
+
 def _responses_passthrough(
     body: dict[str, Any], upstream_model: str, max_output_tokens: int
 ) -> Prepared:
@@ -368,7 +382,7 @@ def _build() -> dict[tuple[str, str], Route]:
         Route(
             "responses",
             "openai",
-            _via_chat(translate_request.openai_request_prepare),
+            _via_chat(_chat_for_openai),
             _responses_from_chat,
             _stream_responses_openai,
         ),

@@ -47,9 +47,12 @@ class Usage:
         prompt = _int(usage.get("prompt_tokens"))
         details = usage.get("prompt_tokens_details") or {}
         cached = _int(details.get("cached_tokens")) or _int(usage.get("cache_read_input_tokens"))
-        # OpenAI itself reports no cache writes; OpenAI-compatible gateways in front of
-        # Anthropic models report them at the top level, inside prompt_tokens.
-        written = _int(usage.get("cache_creation_input_tokens"))
+        # OpenAI reports cache writes as prompt_tokens_details.cache_write_tokens;
+        # OpenAI-compatible gateways in front of Anthropic models report them at the
+        # top level. Either way they are inside prompt_tokens.
+        written = _int(usage.get("cache_creation_input_tokens")) or _int(
+            details.get("cache_write_tokens")
+        )
         completion_details = usage.get("completion_tokens_details") or {}
         return cls(
             input_tokens=max(prompt - cached - written, 0),

@@ -218,3 +218,18 @@ def test_usage_round_trip() -> None:
     assert shape["input_tokens"] == 15 and shape["total_tokens"] == 20
     assert Usage.from_responses(shape) == usage
     assert Usage.from_responses(None) == Usage()
+
+
+def test_chat_cache_writes_are_read_from_prompt_tokens_details() -> None:
+    usage = Usage.from_openai(
+        {
+            "prompt_tokens": 100,
+            "completion_tokens": 1,
+            "prompt_tokens_details": {"cached_tokens": 40, "cache_write_tokens": 30},
+        }
+    )
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_5m_tokens) == (
+        30,
+        40,
+        30,
+    )

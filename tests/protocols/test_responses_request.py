@@ -465,3 +465,16 @@ def test_the_openai_wire_body_loses_reasoning_details_and_keeps_usage() -> None:
     assert prepared.body["model"] == "up-model"
     assert all("reasoning_details" not in m for m in prepared.body["messages"])
     assert prepared.body["stream_options"] == {"include_usage": True}
+
+
+def test_reasoning_effort_is_left_out_for_openai_models_that_refuse_it() -> None:
+    r = route("responses", "openai")
+    body = codex_body()
+    assert (
+        r.request(body, upstream_model="gpt-5.5", max_output_tokens=1).body["reasoning_effort"]
+        == "medium"
+    )
+    assert (
+        "reasoning_effort"
+        not in r.request(body, upstream_model="gpt-4.1", max_output_tokens=1).body
+    )

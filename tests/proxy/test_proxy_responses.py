@@ -343,3 +343,29 @@ def test_bad_input_items_are_a_400_in_openai_shape(served):
     )
     assert response.status_code == 400
     assert response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("wire", list(MODELS))
+def test_an_upstream_failure_is_a_server_error(served, wire):
+    upstream = model_of(served, wire).deployments.first().upstream_model
+    served.fake.script(upstream, [{"status": 500}])
+    with pytest.raises(openai.InternalServerError) as info:
+        client(served).responses.create(model=MODELS[wire], input="Hi")
+    assert info.value.status_code == 502
+
+
+def test_insufficient_credit_says_what_was_needed(served):
+    from billing.models import EntryKind
+    from billing.services import ledger_post
+
+    ledger_post(
+        organisation=served.organisation,
+        kind=EntryKind.ADJUSTMENT,
+        amount_nano=-100 * 10**9,
+        idempotency_key="test:drain",
+    )
+    with pytest.raises(openai.APIStatusError) as info:
+        client(served).responses.create(model=MODELS["chat"], input="Hi")
+    assert info.value.status_code == 402
+    assert "may cost up to" in info.value.message
+    assert served.fake.requests == []
