@@ -216,7 +216,6 @@ class _Relay:
             return
         assert self.opened is not None
         adapter = self.opened.adapter
-        estimated = self._partial_usage()  # if no final usage came
         error: GatewayError | None = None
         if adapter.error is not None:
             error = GatewayError(
@@ -232,23 +231,13 @@ class _Relay:
             status, outcome = 502, "error"
         else:
             status, outcome = 200, "ok"
-        await charging.settle(
-            self.ticket,
-            outcome_of(
-                self.chain,
-                status=status,
-                outcome=outcome,
-                error=error,
-                ttfb_ms=self.ttfb_ms,
-                usage_estimated=estimated,
-            ),
-        )
+        await self.bill_partial(status=status, outcome=outcome, error=error)
 
     async def bill_partial(
         self, *, status: int, outcome: str, error: GatewayError | None = None
     ) -> None:
-        """The stream ended early (client gone, upstream failure after output started):
-        bill what was used so far and log it."""
+        """Settle with what the upstream reported, estimating what it did not (a stream
+        that ended early: client gone, upstream failure after output started)."""
         if self.ticket.settled:
             return
         estimated = self._partial_usage()

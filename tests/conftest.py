@@ -120,6 +120,20 @@ def world(live_url, fake_upstream) -> World:
     )
 
 
+@pytest.fixture
+def native_model(world) -> Model:
+    """A model on a provider that also speaks the Responses API (the fake does), so
+    Responses clients are passed through; set as `world.native` too."""
+    native = provider_create("fakeresponses", "openai", world.openai.base_url)
+    native.speaks_responses = True
+    native.save()
+    default = Group.objects.get(slug="default")
+    world.native = model_create(
+        "test-gpt-native", native, "gpt-5.5", [default], PRICES, max_output_tokens=4096
+    )
+    return world.native
+
+
 def _vendor_cost_nano(usage: dict[str, int], model: Model) -> int:
     """The vendor's formula, written out independently of gateway.pricing: each kind of
     token once, at the model's own price per million for it, rounded half up to the

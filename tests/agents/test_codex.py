@@ -11,10 +11,8 @@ import shlex
 
 import pytest
 
-from accounts.models import Group
 from gateway.models import RequestLog
 from tests.agents.codex import codex_binary, run_codex
-from tests.conftest import PRICES, model_create, provider_create
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -33,15 +31,8 @@ UPSTREAM_PATHS = {
 
 
 @pytest.fixture
-def models(world):
-    native = provider_create("fakeresponses", "openai", world.openai.base_url)
-    native.speaks_responses = True
-    native.save()
-    default = Group.objects.get(slug="default")
-    world.native = model_create(
-        "test-gpt-native", native, "gpt-5.5", [default], PRICES, max_output_tokens=4096
-    )
-    return {"responses": world.native, "chat": world.gpt, "anthropic": world.claude}
+def models(world, native_model):
+    return {"responses": native_model, "chat": world.gpt, "anthropic": world.claude}
 
 
 @pytest.mark.parametrize("wire", ["responses", "chat", "anthropic"])

@@ -11,10 +11,8 @@ import httpx
 import openai
 import pytest
 
-from accounts.models import Group
 from billing.money import nano_to_usd_str
 from gateway.models import RequestLog
-from tests.conftest import PRICES, model_create, provider_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,15 +39,8 @@ WRITE_FILE = {
 
 
 @pytest.fixture
-def served(world):
+def served(world, native_model):
     """The world, plus a model on a provider that speaks the Responses API."""
-    native = provider_create("fakeresponses", "openai", world.openai.base_url)
-    native.speaks_responses = True
-    native.save()
-    default = Group.objects.get(slug="default")
-    world.native = model_create(
-        "test-gpt-native", native, "gpt-5.5", [default], PRICES, max_output_tokens=4096
-    )
     return world
 
 
