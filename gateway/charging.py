@@ -194,26 +194,27 @@ async def settle(ticket: Ticket, outcome: Outcome) -> None:
 
 async def _settle(ticket: Ticket, outcome: Outcome) -> None:
     event = _event(ticket, outcome) if ticket.key and ticket.loggable else None
+    wire = event.wire() if event is not None else None
     request_id = ticket.ctx.request_id
     cost = outcome.cost_nano
     try:
         recorded = False
         if ticket.hold is not None:
             recorded = await runtime.credit.settle(
-                ticket.hold, cost, request_id, json_dumps(event.wire()) if event else b""
+                ticket.hold, cost, request_id, json_dumps(wire) if wire else b""
             )
-        if event is not None and not recorded:
-            await runtime.usage.append(event.wire())
+        if wire is not None and not recorded:
+            await runtime.usage.append(wire)
     except Exception:
         log.exception("could not settle or queue usage of %s", request_id)
-        if event is None:
+        if wire is None:
             return
         # The queue is unreachable: write this one event straight to the database
         # rather than leave a served request unbilled.
         from gateway.usage import usage_batch_write
 
         try:
-            committed = await runtime.run_db(usage_batch_write, [event.wire()])
+            committed = await runtime.run_db(usage_batch_write, [wire])
         except Exception:
             log.exception("usage of %s NOT RECORDED: %s", request_id, event)
             return

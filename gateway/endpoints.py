@@ -66,7 +66,7 @@ class ProxyApp:
         path = incoming.path.replace("//", "/")
         method = incoming.method
         completion = COMPLETIONS.get(path)
-        protocol = completion[0] if completion else _protocol_guess(path, incoming.headers)
+        protocol = completion[0] if completion else _protocol_guess(path)
         ticket = charging.Ticket(RequestContext(protocol, incoming))
         chain: Chain | None = None
         try:
@@ -148,6 +148,7 @@ class ProxyApp:
             client=ctx.protocol,
         )
         ticket.deployment = candidates[0].deployment
+        # Every candidate uses the customer's own key: the hold is the BYOK fee.
         ticket.byok = all(c.byok for c in candidates)
         plan = planning.prepare(ctx.protocol, candidates, body, input_estimate=len(raw) // 3 + 1)
         ticket.hold = await charging.hold(
@@ -155,7 +156,7 @@ class ProxyApp:
             [c.model for c in plan.candidates],
             body,
             input_estimate=plan.input_estimate,
-            byok=plan.byok,
+            byok=ticket.byok,
         )
         return Chain(
             ctx,
@@ -200,10 +201,9 @@ class ProxyApp:
             if candidate.wire == "anthropic":
                 ticket.deployment = candidate.deployment
                 forwarded = {**body, "model": candidate.deployment.upstream_model}
-                plan = planning.Plan((candidate,), {}, 0)
                 await relay.relay_passthrough(
                     ticket,
-                    Chain(ctx, plan, body),
+                    candidate,
                     send,
                     body=json_dumps(forwarded),
                     path="/messages/count_tokens",
@@ -272,7 +272,7 @@ def _body_check(protocol: str, body: dict[str, Any], required: str) -> None:
         )
 
 
-def _protocol_guess(path: str, headers: dict[str, str]) -> str:
+def _protocol_guess(path: str) -> str:
     """The protocol to answer a path that is not a completion in."""
     return "anthropic" if path.startswith("/v1/messages") else "openai"
 

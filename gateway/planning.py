@@ -65,15 +65,6 @@ class Plan:
     def prepared(self, candidate: Candidate) -> registry.Prepared:
         return self.bodies[(candidate.wire, candidate.model.public_id)]
 
-    @property
-    def byok(self) -> bool:
-        """Every candidate uses the customer's own key (the hold is the BYOK fee)."""
-        return all(c.byok for c in self.candidates)
-
-    @property
-    def dropped_tools(self) -> tuple[str, ...]:
-        return self.prepared(self.candidates[0]).dropped_tools
-
 
 def deployments_order(entry: ModelEntry, rng: random.Random) -> list[DeploymentEntry]:
     """Priority tiers in order; inside a tier a weighted random permutation

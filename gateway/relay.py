@@ -32,6 +32,7 @@ from gateway.asgi_io import (
     stream_start,
 )
 from gateway.attempts import Attempt, Chain, OpenStream, answer_once, stream_open, transport_failure
+from gateway.planning import Candidate, Plan
 from gateway.protocols import registry
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.sse import SSE_KEEPALIVE
@@ -53,7 +54,8 @@ def client_headers(ticket: charging.Ticket, chain: Chain | None = None) -> dict[
         headers["x-tollgate-model"] = model.public_id
     if chain is not None and chain.records:
         headers["x-tollgate-attempted-count"] = str(len(chain.records))
-    dropped = chain.plan.dropped_tools if chain is not None else ()
+    candidate = winner.candidate if winner else chain.plan.candidates[0] if chain else None
+    dropped = chain.plan.prepared(candidate).dropped_tools if chain and candidate else ()
     if dropped:
         headers["x-tollgate-dropped-tools"] = ",".join(dropped)
     return headers
@@ -293,10 +295,10 @@ def _wire(chain: Chain) -> str:
 
 
 async def relay_passthrough(
-    ticket: charging.Ticket, chain: Chain, send: Send, *, body: bytes, path: str
+    ticket: charging.Ticket, cand: Candidate, send: Send, *, body: bytes, path: str
 ) -> None:
-    """A free upstream call answered as is (token counting)."""
-    cand = chain.plan.candidates[0]
+    """A free upstream call to one candidate, answered as is (token counting)."""
+    chain = Chain(ticket.ctx, Plan((cand,), {}, 0), {})
     attempt = Attempt(chain=chain, candidate=cand, body=body)
     assert runtime.upstream is not None
     try:

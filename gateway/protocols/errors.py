@@ -150,3 +150,23 @@ def upstream_error_parse(status: int, body: bytes) -> UpstreamError:
         text = body[:300].decode("utf-8", errors="replace").strip() if body else ""
         message = text or f"upstream answered HTTP {status}"
     return UpstreamError(status=status, type=error_type, message=message)
+
+
+def status_of_openai_error(error: dict[str, Any]) -> int:
+    """The HTTP status an OpenAI-shaped mid-stream error payload stands for: its
+    numeric code, an Anthropic error type used as code, or words in type and code."""
+    code = error.get("code")
+    if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
+        return int(code)
+    if isinstance(code, str) and code in STATUS_BY_ANTHROPIC_TYPE:
+        return STATUS_BY_ANTHROPIC_TYPE[code]
+    text = f"{error.get('type') or ''} {code or ''}".lower()
+    if "rate_limit" in text or "too_many_requests" in text:
+        return 429
+    if "overloaded" in text or "unavailable" in text:
+        return 529
+    if "timeout" in text:
+        return 504
+    if "invalid_request" in text:
+        return 400
+    return 500

@@ -1,23 +1,32 @@
 """Streams that need no translation, relayed byte for byte.
 
+    OpenAIPassthroughStream      OpenAI upstream    -> OpenAI client
+    AnthropicPassthroughStream   Anthropic upstream -> Anthropic client
+    ResponsesPassthroughStream   Responses upstream -> Responses client
+
 Only the events billing needs are decoded: OpenAI's usage chunk, Anthropic's
-message_start and message_delta. Everything else goes out exactly as it came in.
-Both classes have the same interface as the translating streams in streams.py:
-feed(event) -> bytes to send, finish(), and usage / done / error / emitted_content.
+message_start and message_delta, the Responses lifecycle events. Everything else goes
+out exactly as it came in. They have the interface of every stream adapter
+(adapter.StreamAdapter).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
-from gateway.protocols.errors import UpstreamError
+from gateway.protocols.adapter import UsageHook
+from gateway.protocols.errors import GatewayError, UpstreamError, status_of_openai_error
+from gateway.protocols.responses_events import (
+    PREAMBLE,
+    TERMINAL,
+    failed_response,
+    responses_error_event,
+)
 from gateway.protocols.sse import SSE_DONE, SSEEvent, sse_encode
 from gateway.protocols.usage import Usage
 
-UsageHook = Callable[[Usage], dict[str, Any]]
 _HAS_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
@@ -179,6 +188,119 @@ class AnthropicPassthroughStream:
     @property
     def output_estimate(self) -> int:
         return self._deltas
+
+
+class ResponsesPassthroughStream:
+    """Responses upstream -> Responses client, relayed byte for byte except the
+    lifecycle events that carry the response object: their model name becomes the
+    public one, and the final one (completed, incomplete or failed) gets the usage
+    hook's fields (cost) in its usage. `error` and `response.failed` events set
+    `error`."""
+
+    def __init__(self, *, usage_hook: UsageHook | None = None, model: str | None = None) -> None:
+        self.usage_hook = usage_hook
+        self.model = model
+        self.usage = Usage()
+        self.usage_estimated = False
+        self.done = False
+        self.error: UpstreamError | None = None
+        self.emitted_content = False
+        self.sequence_number = 0
+        self._deltas = 0
+        self._hooked = False
+        self._response: dict[str, Any] | None = None  # the last lifecycle response
+
+    @property
+    def output_estimate(self) -> int:
+        return self._deltas
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        if event.is_comment:
+            return []
+        data = event.json_object()
+        if data is None:
+            return [event.raw] if not self.done else []
+        kind = str(data.get("type") or event.event or "")
+        if isinstance(data.get("sequence_number"), int):
+            self.sequence_number = data["sequence_number"] + 1
+        if kind == "error":
+            self._error(data)
+            return [event.raw]
+        if kind in TERMINAL or kind in PREAMBLE:
+            return [self._lifecycle(kind, data, event)]
+        if kind.endswith(".delta"):
+            self._deltas += 1
+        self.emitted_content = True
+        return [event.raw]
+
+    def _error(self, data: dict[str, Any]) -> None:
+        raw = data.get("error")
+        nested: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        code = str(data.get("code") or nested.get("code") or nested.get("type") or "")
+        message = str(data.get("message") or nested.get("message") or "upstream error")
+        status = status_of_openai_error({"code": code, "type": nested.get("type")})
+        if status == 500:
+            status = 502
+        self.error = UpstreamError(status=status, type=code, message=message)
+        self.done = True
+
+    def _lifecycle(self, kind: str, data: dict[str, Any], event: SSEEvent) -> bytes:
+        response = data.get("response")
+        if not isinstance(response, dict):
+            return event.raw
+        self._response = response
+        changed = False
+        if self.model and response.get("model") not in (None, self.model):
+            response["model"] = self.model
+            changed = True
+        if kind in TERMINAL:
+            self.done = True
+            self.usage = Usage.from_responses(response.get("usage"))
+            if kind == "response.failed":
+                failure = response.get("error") or {}
+                code = str(failure.get("code") or "server_error")
+                if self.error is None:
+                    self.error = UpstreamError(
+                        status=429 if code == "rate_limit_exceeded" else 502,
+                        type=code,
+                        message=str(failure.get("message") or "the upstream response failed"),
+                    )
+            else:
+                self.emitted_content = True
+            if self.usage_hook and not self._hooked:
+                self._hooked = True
+                extra = self.usage_hook(self.usage)
+                if isinstance(response.get("usage"), dict) or kind != "response.failed":
+                    response["usage"] = {**(response.get("usage") or {}), **extra}
+                    changed = True
+        return sse_encode(data, event.event or kind) if changed else event.raw
+
+    def stream_error(self, error: GatewayError) -> bytes:
+        """The gateway's own error ending the stream (see responses_stream_error)."""
+        out = [responses_error_event(error, self.sequence_number)]
+        self.sequence_number += 1
+        if self._response is not None and not self.done:
+            failed = failed_response(self._response, error.status, error.message)
+            data = {
+                "type": "response.failed",
+                "response": failed,
+                "sequence_number": self.sequence_number,
+            }
+            self.sequence_number += 1
+            out.append(sse_encode(data, "response.failed"))
+        self.done = True
+        return b"".join(out)
+
+    def finish(self) -> list[bytes]:
+        """The upstream closed. Without a final event the response may be cut short:
+        report it as an error (`done` stays False)."""
+        if self.done:
+            return []
+        message = "The upstream stream ended before the response was complete."
+        self.error = UpstreamError(status=502, type="server_error", message=message)
+        out = self.stream_error(GatewayError(502, message, code="server_error"))
+        self.done = False
+        return [out]
 
 
 def json_loads_object(body: bytes) -> dict[str, Any]:

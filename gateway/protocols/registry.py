@@ -22,11 +22,15 @@ from typing import Any
 
 from gateway.protocols import requests as translate_request
 from gateway.protocols import responses as translate_response
-from gateway.protocols import responses_api, responses_request, responses_stream
+from gateway.protocols import responses_api, responses_events, responses_request, responses_stream
 from gateway.protocols import streams as translate_stream
-from gateway.protocols.adapter import Prepared, StreamAdapter, UsageHook
+from gateway.protocols.adapter import ChainedStream, Prepared, StreamAdapter, UsageHook
 from gateway.protocols.errors import GatewayError
-from gateway.protocols.passthrough import AnthropicPassthroughStream, OpenAIPassthroughStream
+from gateway.protocols.passthrough import (
+    AnthropicPassthroughStream,
+    OpenAIPassthroughStream,
+    ResponsesPassthroughStream,
+)
 from gateway.protocols.request_common import TranslationError, openai_model_accepts_reasoning
 from gateway.protocols.sse import sse_encode
 from gateway.protocols.tokens import estimate_tokens_anthropic
@@ -155,7 +159,7 @@ def stream_error(
     if client == "anthropic":
         return sse_encode(error.anthropic_body(request_id), "error")
     if client == "responses":
-        return responses_stream.responses_stream_error(error, adapter)
+        return responses_events.responses_stream_error(error, adapter)
     return sse_encode(error.openai_body())
 
 
@@ -332,14 +336,14 @@ def _stream_responses_anthropic(
     second = responses_stream.ChatToResponsesStream(
         model=model, request=body, usage_hook=None, input_tokens_estimate=input_estimate
     )
-    return responses_stream.ChainedStream(first, second)
+    return ChainedStream(first, second)
 
 
 def _stream_responses_responses(
     model: str, body: dict[str, Any], input_estimate: int, hook: UsageHook | None
 ) -> StreamAdapter:
     del body, input_estimate
-    return responses_stream.ResponsesPassthroughStream(usage_hook=hook, model=model)
+    return ResponsesPassthroughStream(usage_hook=hook, model=model)
 
 
 def _build() -> dict[tuple[str, str], Route]:

@@ -12,13 +12,13 @@ Responses field (`input[3].content[0]`, `tool_choice`, ...).
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 from gateway.protocols.adapter import Prepared
 from gateway.protocols.reasoning_carrier import is_tollgate_reasoning, reasoning_details_from
 from gateway.protocols.request_common import TranslationError
+from gateway.protocols.responses_tools import chat_text_format, chat_tool_choice, chat_tools
 
 NO_CONVERSATIONS = (
     "Tollgate stores no conversations: send the full conversation in `input` instead "
@@ -33,22 +33,6 @@ _STATEFUL = {
     "background": "Background responses are not supported: omit `background` (or "
     "set it to false) and stream the response instead.",
 }
-# Accepted for compatibility; they do not change what the model is asked, or have no
-# Chat Completions equivalent (listed in docs/protocols.md as losses).
-_IGNORED = (
-    "store",
-    "include",
-    "client_metadata",
-    "service_tier",
-    "truncation",
-    "metadata",
-    "stream_options",
-    "top_logprobs",
-    "max_tool_calls",
-    "prompt_cache_retention",
-    "prompt_cache_options",
-    "context_management",
-)
 _MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 _IMAGE_DETAILS = ("auto", "low", "high")
 # Output items of tools the upstream ran itself (web search, file search, ...): their
@@ -231,10 +215,10 @@ def _chat_request(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]
         )
 
     out: dict[str, Any] = {"model": model, "messages": builder.messages}
-    tools, dropped = _tools(body.get("tools"))
+    tools, dropped = chat_tools(body.get("tools"))
     if tools:
         out["tools"] = tools
-    choice = _tool_choice(body.get("tool_choice"), tools, dropped)
+    choice = chat_tool_choice(body.get("tool_choice"), tools, dropped)
     if choice is not None:
         out["tool_choice"] = choice
     if tools and body.get("parallel_tool_calls") is not None:
@@ -245,7 +229,7 @@ def _chat_request(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]
         out["reasoning_effort"] = reasoning["effort"]
     elif reasoning is not None and not isinstance(reasoning, dict):
         raise TranslationError("`reasoning` must be an object.", param="reasoning")
-    _text(body.get("text"), out)
+    chat_text_format(body.get("text"), out)
     if body.get("max_output_tokens") is not None:
         out["max_completion_tokens"] = body["max_output_tokens"]
     for field in ("temperature", "top_p", "user", "safety_identifier", "prompt_cache_key"):
@@ -494,119 +478,3 @@ def _reasoning(builder: _Builder, item: dict[str, Any], param: str) -> None:
     details = reasoning_details_from(encrypted, param=f"{param}.encrypted_content")
     if details:
         builder.reasoning(details)
-
-
-# --- tools --------------------------------------------------------------------------
-def _tools(raw: Any) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-    if raw in (None, []):
-        return [], ()
-    if not isinstance(raw, list):
-        raise TranslationError("`tools` must be a list.", param="tools")
-    tools: list[dict[str, Any]] = []
-    dropped: list[str] = []
-    for index, tool in enumerate(raw):
-        if not isinstance(tool, dict):
-            raise TranslationError("Each tool must be an object.", param=f"tools[{index}]")
-        kind = tool.get("type")
-        if kind == "function":
-            name = tool.get("name")
-            if not isinstance(name, str) or not name:
-                raise TranslationError(
-                    "Function tools need a `name`.", param=f"tools[{index}].name"
-                )
-            function: dict[str, Any] = {"name": name}
-            if isinstance(tool.get("description"), str):
-                function["description"] = tool["description"]
-            if tool.get("parameters") is not None:
-                function["parameters"] = copy.deepcopy(tool["parameters"])
-            if tool.get("strict") is not None:
-                function["strict"] = bool(tool["strict"])
-            tools.append({"type": "function", "function": function})
-        else:
-            dropped.append(_tool_label(tool))
-    return tools, tuple(dropped)
-
-
-def _tool_label(tool: dict[str, Any]) -> str:
-    kind = str(tool.get("type") or "unknown")
-    name = tool.get("name") or tool.get("server_label")
-    return f"{kind}:{name}" if isinstance(name, str) and name else kind
-
-
-def _tool_choice(choice: Any, tools: list[dict[str, Any]], dropped: tuple[str, ...]) -> Any:
-    if choice is None:
-        return None
-    if choice in ("auto", "none"):
-        return choice if tools else None
-    if choice == "required":
-        if not tools:
-            raise TranslationError(
-                "tool_choice is 'required' but this model can run none of the tools sent"
-                + (f" ({', '.join(dropped)} cannot run here)." if dropped else "."),
-                param="tool_choice",
-            )
-        return choice
-    if not isinstance(choice, dict):
-        raise TranslationError("Unsupported `tool_choice`.", param="tool_choice")
-    kind = choice.get("type")
-    names = {t["function"]["name"] for t in tools}
-    if kind == "function":
-        name = choice.get("name")
-        if not isinstance(name, str) or name not in names:
-            raise TranslationError(
-                f"tool_choice names the function {name!r}, which is not among the "
-                "function tools sent.",
-                param="tool_choice",
-            )
-        return {"type": "function", "function": {"name": name}}
-    if kind == "allowed_tools":
-        allowed = []
-        for tool in choice.get("tools") or []:
-            if not isinstance(tool, dict) or tool.get("type") != "function":
-                raise TranslationError(
-                    "This model can only be restricted to function tools: "
-                    f"{_tool_label(tool if isinstance(tool, dict) else {})} cannot run here.",
-                    param="tool_choice.tools",
-                )
-            allowed.append({"type": "function", "function": {"name": tool.get("name")}})
-        return {
-            "type": "allowed_tools",
-            "allowed_tools": {"mode": choice.get("mode") or "auto", "tools": allowed},
-        }
-    label = _tool_label(choice)
-    raise TranslationError(
-        f"tool_choice asks for the built-in tool {label!r}, which this model cannot run "
-        "(it is served through Chat Completions, which runs only function tools).",
-        param="tool_choice",
-    )
-
-
-def _text(text: Any, out: dict[str, Any]) -> None:
-    if text is None:
-        return
-    if not isinstance(text, dict):
-        raise TranslationError("`text` must be an object.", param="text")
-    fmt = text.get("format")
-    if isinstance(fmt, dict):
-        kind = fmt.get("type")
-        if kind == "json_schema":
-            schema: dict[str, Any] = {"name": fmt.get("name") or "response"}
-            for field in ("description", "schema", "strict"):
-                if fmt.get(field) is not None:
-                    schema[field] = copy.deepcopy(fmt[field])
-            out["response_format"] = {"type": "json_schema", "json_schema": schema}
-        elif kind == "json_object":
-            out["response_format"] = {"type": "json_object"}
-        elif kind not in (None, "text"):
-            raise TranslationError(
-                f"text.format type {kind!r} is not supported.", param="text.format.type"
-            )
-    elif fmt is not None:
-        raise TranslationError("`text.format` must be an object.", param="text.format")
-    if text.get("verbosity") is not None:
-        out["verbosity"] = text["verbosity"]
-
-
-def ignored_fields() -> tuple[str, ...]:
-    """Responses fields accepted and not sent to a chat upstream (see the docs)."""
-    return _IGNORED

@@ -1,12 +1,11 @@
 """Responses streams (SSE with `event:` lines and an increasing `sequence_number`).
 
     ChatToResponsesStream       Chat Completions chunks      -> Responses events
-    ChainedStream               first adapter's output       -> second adapter
-    ResponsesPassthroughStream  Responses upstream           -> Responses client
 
-They have the interface of every stream adapter (adapter.StreamAdapter). An Anthropic
-upstream is served to a Responses client as ChainedStream(AnthropicToOpenAIStream,
-ChatToResponsesStream): the hub is Chat Completions.
+It has the interface of every stream adapter (adapter.StreamAdapter). An Anthropic
+upstream is served to a Responses client as adapter.ChainedStream(
+AnthropicToOpenAIStream, ChatToResponsesStream): the hub is Chat Completions. The
+pass-through of a Responses upstream is passthrough.ResponsesPassthroughStream.
 """
 
 from __future__ import annotations
@@ -14,12 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.protocols.adapter import StreamAdapter, UsageHook
+from gateway.protocols.adapter import UsageHook
 from gateway.protocols.errors import (
     OPENAI_TYPE_BY_STATUS,
-    STATUS_BY_ANTHROPIC_TYPE,
     GatewayError,
     UpstreamError,
+    status_of_openai_error,
 )
 from gateway.protocols.responses_api import (
     finish_status,
@@ -32,99 +31,21 @@ from gateway.protocols.responses_api import (
     response_envelope,
     response_id_from_chat,
 )
-from gateway.protocols.sse import SSEEvent, SSEParser, sse_encode
+from gateway.protocols.responses_events import (
+    Sequenced,
+    error_code,
+    error_fields,
+    failed_response,
+)
+from gateway.protocols.sse import SSEEvent
 from gateway.protocols.usage import Usage
 
 # The keys of Usage.to_openai(): anything else in a chat usage chunk (cost, is_byok,
 # ...) was added by the gateway's usage hook and is copied into the Responses usage.
 _CHAT_USAGE_KEYS = frozenset(Usage().to_openai()) | {"total_tokens"}
-_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
-# Events that carry no output yet: a failure after them can still be retried.
-_PREAMBLE = ("response.created", "response.in_progress", "response.queued")
 
 
-def _event_json(event: SSEEvent) -> dict[str, Any] | None:
-    try:
-        data = event.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _error_code(status: int) -> str:
-    """A ResponseError code (the SDK's list) for an upstream failure."""
-    if status == 429:
-        return "rate_limit_exceeded"
-    return "server_error"
-
-
-def _status_of_chat_error(error: dict[str, Any]) -> int:
-    code = error.get("code")
-    if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
-        return int(code)
-    if isinstance(code, str) and code in STATUS_BY_ANTHROPIC_TYPE:
-        return STATUS_BY_ANTHROPIC_TYPE[code]
-    text = f"{error.get('type') or ''} {code or ''}".lower()
-    if "rate_limit" in text or "too_many_requests" in text:
-        return 429
-    if "overloaded" in text or "unavailable" in text:
-        return 529
-    if "timeout" in text:
-        return 504
-    if "invalid_request" in text:
-        return 400
-    return 500
-
-
-class _Sequenced:
-    """Responses events numbered from 0."""
-
-    sequence_number: int
-
-    def _event(self, kind: str, **fields: Any) -> bytes:
-        data = {"type": kind, **fields, "sequence_number": self.sequence_number}
-        self.sequence_number += 1
-        return sse_encode(data, kind)
-
-
-def error_fields(code: str, message: str, param: str | None, kind: str) -> dict[str, Any]:
-    """The fields of an `error` event. The API reference (and the SDK's
-    ResponseErrorEvent) put code, message and param at the top level; the service
-    nests them under "error" (the Python SDK raises on that shape). Both are sent."""
-    return {
-        "code": code,
-        "message": message,
-        "param": param,
-        "error": {"type": kind, "code": code, "message": message, "param": param},
-    }
-
-
-def responses_error_event(error: GatewayError, sequence_number: int = 0) -> bytes:
-    """A Responses stream's `error` event for a gateway error."""
-    kind = error.type or OPENAI_TYPE_BY_STATUS.get(error.status, "server_error")
-    fields = error_fields(error.code or _error_code(error.status), error.message, error.param, kind)
-    return sse_encode({"type": "error", **fields, "sequence_number": sequence_number}, "error")
-
-
-def responses_stream_error(error: GatewayError, adapter: Any = None) -> bytes:
-    """What ends a Responses stream the gateway has to cut (the upstream dropped it
-    after output had started): `error` and `response.failed` (Codex reads only the
-    latter), numbered after the adapter's events and naming its response id."""
-    fail = getattr(adapter, "stream_error", None)
-    if callable(fail):
-        return bytes(fail(error))
-    return responses_error_event(error, int(getattr(adapter, "sequence_number", 0) or 0))
-
-
-def _failed_response(response: dict[str, Any], status: int, message: str) -> dict[str, Any]:
-    failed = dict(response)
-    failed["status"] = "failed"
-    failed["error"] = {"code": _error_code(status), "message": message}
-    failed["incomplete_details"] = None
-    return failed
-
-
-class ChatToResponsesStream(_Sequenced):
+class ChatToResponsesStream(Sequenced):
     """response.created and response.in_progress at the first chunk (held back by
     the caller until content comes, so a failure before it stays invisible); one
     output item per kind as it starts: reasoning (summary parts, and Tollgate's
@@ -203,7 +124,7 @@ class ChatToResponsesStream(_Sequenced):
             return []
         if event.data.strip() == "[DONE]":
             return self._complete()
-        chunk = _event_json(event)
+        chunk = event.json_object()
         if chunk is None:
             return []
         if "error" in chunk and not chunk.get("choices"):
@@ -526,13 +447,13 @@ class ChatToResponsesStream(_Sequenced):
 
     def _fail(self, error: Any) -> list[bytes]:
         error = error if isinstance(error, dict) else {"message": str(error or "")}
-        status = _status_of_chat_error(error)
+        status = status_of_openai_error(error)
         message = str(error.get("message") or "upstream error")
         self.error = UpstreamError(
             status=status, type=str(error.get("type") or error.get("code") or ""), message=message
         )
         kind = str(error.get("type") or OPENAI_TYPE_BY_STATUS.get(status, "server_error"))
-        return self._failure(_error_code(status), status, message, None, kind)
+        return self._failure(error_code(status), status, message, None, kind)
 
     def _failure(
         self, code: str, status: int, message: str, param: str | None, kind: str
@@ -543,13 +464,13 @@ class ChatToResponsesStream(_Sequenced):
         response = self._envelope("in_progress")
         response["output"] = self._output()
         out.append(
-            self._event("response.failed", response=_failed_response(response, status, message))
+            self._event("response.failed", response=failed_response(response, status, message))
         )
         return out
 
     def stream_error(self, error: GatewayError) -> bytes:
         """The gateway's own error ending the stream (see responses_stream_error)."""
-        code = error.code or _error_code(error.status)
+        code = error.code or error_code(error.status)
         kind = error.type or OPENAI_TYPE_BY_STATUS.get(error.status, "server_error")
         return b"".join(self._failure(code, error.status, error.message, error.param, kind))
 
@@ -567,176 +488,3 @@ class ChatToResponsesStream(_Sequenced):
                 "message": "The upstream stream ended before the response was complete.",
             }
         )
-
-
-class ChainedStream:
-    """`first` reads the upstream; its output is parsed again and fed to `second`,
-    whose output goes to the client. `usage` (and the usage hook) belong to `first`,
-    which reads the upstream's exact usage; `done`, `emitted_content` and
-    `output_estimate` are `second`'s; `error` is `first`'s if it saw one (it knows
-    the upstream's status), else `second`'s."""
-
-    def __init__(self, first: StreamAdapter, second: StreamAdapter) -> None:
-        self.first = first
-        self.second = second
-        self._parser = SSEParser()
-
-    @property
-    def usage(self) -> Usage:
-        return self.first.usage
-
-    @property
-    def usage_estimated(self) -> bool:
-        return bool(self.first.usage_estimated)
-
-    @property
-    def done(self) -> bool:
-        return self.second.done
-
-    @property
-    def error(self) -> UpstreamError | None:
-        return self.first.error or self.second.error
-
-    @property
-    def emitted_content(self) -> bool:
-        return self.second.emitted_content
-
-    @property
-    def output_estimate(self) -> int:
-        return self.second.output_estimate
-
-    @property
-    def sequence_number(self) -> int:
-        return int(getattr(self.second, "sequence_number", 0))
-
-    def stream_error(self, error: GatewayError) -> bytes:
-        return responses_stream_error(error, self.second)
-
-    def _relay(self, pieces: list[bytes]) -> list[bytes]:
-        out: list[bytes] = []
-        for piece in pieces:
-            for event in self._parser.feed(piece):
-                out += self.second.feed(event)
-        return out
-
-    def feed(self, event: SSEEvent) -> list[bytes]:
-        return self._relay(self.first.feed(event))
-
-    def finish(self) -> list[bytes]:
-        out = self._relay(self.first.finish())
-        for event in self._parser.flush():
-            out += self.second.feed(event)
-        return out + self.second.finish()
-
-
-class ResponsesPassthroughStream:
-    """Responses upstream -> Responses client, relayed byte for byte except the
-    lifecycle events that carry the response object: their model name becomes the
-    public one, and the final one (completed, incomplete or failed) gets the usage
-    hook's fields (cost) in its usage. `error` and `response.failed` events set
-    `error`."""
-
-    def __init__(self, *, usage_hook: UsageHook | None = None, model: str | None = None) -> None:
-        self.usage_hook = usage_hook
-        self.model = model
-        self.usage = Usage()
-        self.usage_estimated = False
-        self.done = False
-        self.error: UpstreamError | None = None
-        self.emitted_content = False
-        self.sequence_number = 0
-        self._deltas = 0
-        self._hooked = False
-        self._response: dict[str, Any] | None = None  # the last lifecycle response
-
-    @property
-    def output_estimate(self) -> int:
-        return self._deltas
-
-    def feed(self, event: SSEEvent) -> list[bytes]:
-        if event.is_comment:
-            return []
-        data = _event_json(event)
-        if data is None:
-            return [event.raw] if not self.done else []
-        kind = str(data.get("type") or event.event or "")
-        if isinstance(data.get("sequence_number"), int):
-            self.sequence_number = data["sequence_number"] + 1
-        if kind == "error":
-            self._error(data)
-            return [event.raw]
-        if kind in _TERMINAL or kind in _PREAMBLE:
-            return [self._lifecycle(kind, data, event)]
-        if kind.endswith(".delta"):
-            self._deltas += 1
-        self.emitted_content = True
-        return [event.raw]
-
-    def _error(self, data: dict[str, Any]) -> None:
-        raw = data.get("error")
-        nested: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        code = str(data.get("code") or nested.get("code") or nested.get("type") or "")
-        message = str(data.get("message") or nested.get("message") or "upstream error")
-        status = _status_of_chat_error({"code": code, "type": nested.get("type")})
-        if status == 500:
-            status = 502
-        self.error = UpstreamError(status=status, type=code, message=message)
-        self.done = True
-
-    def _lifecycle(self, kind: str, data: dict[str, Any], event: SSEEvent) -> bytes:
-        response = data.get("response")
-        if not isinstance(response, dict):
-            return event.raw
-        self._response = response
-        changed = False
-        if self.model and response.get("model") not in (None, self.model):
-            response["model"] = self.model
-            changed = True
-        if kind in _TERMINAL:
-            self.done = True
-            self.usage = Usage.from_responses(response.get("usage"))
-            if kind == "response.failed":
-                failure = response.get("error") or {}
-                code = str(failure.get("code") or "server_error")
-                if self.error is None:
-                    self.error = UpstreamError(
-                        status=429 if code == "rate_limit_exceeded" else 502,
-                        type=code,
-                        message=str(failure.get("message") or "the upstream response failed"),
-                    )
-            else:
-                self.emitted_content = True
-            if self.usage_hook and not self._hooked:
-                self._hooked = True
-                extra = self.usage_hook(self.usage)
-                if isinstance(response.get("usage"), dict) or kind != "response.failed":
-                    response["usage"] = {**(response.get("usage") or {}), **extra}
-                    changed = True
-        return sse_encode(data, event.event or kind) if changed else event.raw
-
-    def stream_error(self, error: GatewayError) -> bytes:
-        """The gateway's own error ending the stream (see responses_stream_error)."""
-        out = [responses_error_event(error, self.sequence_number)]
-        self.sequence_number += 1
-        if self._response is not None and not self.done:
-            failed = _failed_response(self._response, error.status, error.message)
-            data = {
-                "type": "response.failed",
-                "response": failed,
-                "sequence_number": self.sequence_number,
-            }
-            self.sequence_number += 1
-            out.append(sse_encode(data, "response.failed"))
-        self.done = True
-        return b"".join(out)
-
-    def finish(self) -> list[bytes]:
-        """The upstream closed. Without a final event the response may be cut short:
-        report it as an error (`done` stays False)."""
-        if self.done:
-            return []
-        message = "The upstream stream ended before the response was complete."
-        self.error = UpstreamError(status=502, type="server_error", message=message)
-        out = self.stream_error(GatewayError(502, message, code="server_error"))
-        self.done = False
-        return [out]

@@ -24,6 +24,14 @@ class SSEEvent:
     def json(self) -> Any:
         return json.loads(self.data)
 
+    def json_object(self) -> dict[str, Any] | None:
+        """The data as a JSON object; None if it is not one (or not JSON)."""
+        try:
+            data = self.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
 
 class SSEParser:
     """Feed bytes as they arrive; get back complete events. Accepts LF and CRLF."""

@@ -16,15 +16,16 @@ it returns (e.g. {"cost": ...}) are merged into the usage the client sees.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
+from gateway.protocols.adapter import UsageHook
 from gateway.protocols.errors import (
     ANTHROPIC_TYPE_BY_STATUS,
     STATUS_BY_ANTHROPIC_TYPE,
     UpstreamError,
     anthropic_error_body,
     openai_error_body,
+    status_of_openai_error,
 )
 from gateway.protocols.ids import tool_id_to_anthropic, tool_id_to_openai
 from gateway.protocols.responses import (
@@ -36,16 +37,6 @@ from gateway.protocols.responses import (
 )
 from gateway.protocols.sse import SSE_DONE, SSEEvent, sse_encode
 from gateway.protocols.usage import Usage
-
-UsageHook = Callable[[Usage], dict[str, Any]]
-
-
-def _event_json(event: SSEEvent) -> dict[str, Any] | None:
-    try:
-        data = event.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class AnthropicToOpenAIStream:
@@ -105,7 +96,7 @@ class AnthropicToOpenAIStream:
     def feed(self, event: SSEEvent) -> list[bytes]:
         if self.done or event.is_comment:
             return []
-        data = _event_json(event)
+        data = event.json_object()
         if data is None:
             return []
         kind = data.get("type") or event.event
@@ -297,7 +288,7 @@ class OpenAIToAnthropicStream:
             return []
         if event.data.strip() == "[DONE]":
             return self._close()
-        chunk = _event_json(event)
+        chunk = event.json_object()
         if chunk is None:
             return []
         if "error" in chunk and not chunk.get("choices"):
@@ -464,7 +455,7 @@ class OpenAIToAnthropicStream:
     def _fail(self, error: Any) -> list[bytes]:
         error = error if isinstance(error, dict) else {"message": str(error or "")}
         kind = str(error.get("type") or error.get("code") or "api_error")
-        status = _status_of_openai_error(error)
+        status = status_of_openai_error(error)
         anthropic_type = ANTHROPIC_TYPE_BY_STATUS.get(status, "api_error")
         message = str(error.get("message") or "upstream error")
         self.error = UpstreamError(status=status, type=kind, message=message)
@@ -484,19 +475,3 @@ class OpenAIToAnthropicStream:
                 "message": "The upstream stream ended before the message was complete.",
             }
         )
-
-
-def _status_of_openai_error(error: dict[str, Any]) -> int:
-    code = error.get("code")
-    if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
-        return int(code)
-    text = f"{error.get('type') or ''} {code or ''}".lower()
-    if "rate_limit" in text:
-        return 429
-    if "overloaded" in text or "unavailable" in text:
-        return 529
-    if "timeout" in text:
-        return 504
-    if "invalid_request" in text:
-        return 400
-    return 500

@@ -42,24 +42,16 @@ class Usage:
     # --- reading ---------------------------------------------------------------
     @classmethod
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage:
-        if not usage:
-            return cls()
-        prompt = _int(usage.get("prompt_tokens"))
-        details = usage.get("prompt_tokens_details") or {}
-        cached = _int(details.get("cached_tokens")) or _int(usage.get("cache_read_input_tokens"))
-        # OpenAI reports cache writes as prompt_tokens_details.cache_write_tokens;
-        # OpenAI-compatible gateways in front of Anthropic models report them at the
-        # top level. Either way they are inside prompt_tokens.
-        written = _int(usage.get("cache_creation_input_tokens")) or _int(
-            details.get("cache_write_tokens")
-        )
-        completion_details = usage.get("completion_tokens_details") or {}
-        return cls(
-            input_tokens=max(prompt - cached - written, 0),
-            output_tokens=_int(usage.get("completion_tokens")),
-            cache_read_tokens=cached,
-            cache_write_5m_tokens=written,
-            reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
+        """Chat Completions usage. OpenAI reports cache writes as
+        prompt_tokens_details.cache_write_tokens; OpenAI-compatible gateways in front
+        of Anthropic models report them at the top level. Either way they are inside
+        prompt_tokens."""
+        return cls._openai_family(
+            usage,
+            "prompt_tokens",
+            "completion_tokens",
+            "prompt_tokens_details",
+            "completion_tokens_details",
         )
 
     @classmethod
@@ -82,21 +74,39 @@ class Usage:
 
     @classmethod
     def from_responses(cls, usage: dict[str, Any] | None) -> Usage:
-        """OpenAI Responses usage: `input_tokens` INCLUDES cached tokens (like Chat
-        Completions' prompt_tokens), `input_tokens_details.cached_tokens` are cache
-        reads and `cache_write_tokens` cache writes (priced as 5-minute writes)."""
+        """OpenAI Responses usage: the same counts as Chat Completions' under other
+        names (`input_tokens` includes cached tokens, like prompt_tokens)."""
+        return cls._openai_family(
+            usage,
+            "input_tokens",
+            "output_tokens",
+            "input_tokens_details",
+            "output_tokens_details",
+        )
+
+    @classmethod
+    def _openai_family(
+        cls,
+        usage: dict[str, Any] | None,
+        prompt_key: str,
+        output_key: str,
+        prompt_details_key: str,
+        output_details_key: str,
+    ) -> Usage:
+        """Both OpenAI APIs: the prompt count includes cache reads and writes, which
+        are split out (cache writes priced as 5-minute writes)."""
         if not usage:
             return cls()
-        prompt = _int(usage.get("input_tokens"))
-        details = usage.get("input_tokens_details") or {}
+        prompt = _int(usage.get(prompt_key))
+        details = usage.get(prompt_details_key) or {}
         cached = _int(details.get("cached_tokens")) or _int(usage.get("cache_read_input_tokens"))
-        written = _int(details.get("cache_write_tokens")) or _int(
-            usage.get("cache_creation_input_tokens")
+        written = _int(usage.get("cache_creation_input_tokens")) or _int(
+            details.get("cache_write_tokens")
         )
-        output_details = usage.get("output_tokens_details") or {}
+        output_details = usage.get(output_details_key) or {}
         return cls(
             input_tokens=max(prompt - cached - written, 0),
-            output_tokens=_int(usage.get("output_tokens")),
+            output_tokens=_int(usage.get(output_key)),
             cache_read_tokens=cached,
             cache_write_5m_tokens=written,
             reasoning_tokens=_int(output_details.get("reasoning_tokens")),

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from . import anthropic_render, anthropic_wire, openai_wire, responses_wire
+from . import anthropic_render, anthropic_wire, openai_wire, responses_render, responses_wire
 from .cache import PromptCache
 from .errors import (
     ANTHROPIC,
@@ -311,15 +311,15 @@ class FakeUpstream:
             )
         conv.tool_arguments = self.tool_arguments
         plan = plan_reply(conv)
-        usage = responses_wire.usage(input_tokens, cached, plan)
+        usage = responses_render.usage(input_tokens, cached, plan)
         if body.get("stream"):
             await self._stream(
                 ex,
-                responses_wire.stream_events(conv.model, plan, usage, options),
-                error_event=responses_wire.stream_error_event,
+                responses_render.stream_events(conv.model, plan, usage, options),
+                error_event=responses_render.stream_error_event,
             )
         else:
-            await self._answer(ex, responses_wire.response(conv.model, plan, usage, options))
+            await self._answer(ex, responses_render.response(conv.model, plan, usage, options))
 
     async def _anthropic_messages(self, ex: Exchange, body: Any) -> None:
         if await self._scripted(ex, body):

@@ -135,6 +135,20 @@ def _check_int_min(body: dict[str, Any], name: str, minimum: int) -> None:
         )
 
 
+def check_temperature(body: dict[str, Any]) -> None:
+    """OpenAI's 0-2 range for `temperature`, with its own error (both OpenAI APIs)."""
+    temperature = body.get("temperature")
+    if isinstance(temperature, int | float) and not 0 <= temperature <= 2:
+        above = temperature > 2
+        raise openai_error(
+            f"Invalid 'temperature': decimal {'above maximum' if above else 'below minimum'} "
+            f"value. Expected a value {'<= 2' if above else '>= 0'}, but got {temperature} "
+            "instead.",
+            param="temperature",
+            code="decimal_above_max_value" if above else "decimal_below_min_value",
+        )
+
+
 def parse_chat(body: Any) -> Conversation:
     """Validate like OpenAI does and read the conversation; raises WireError."""
     if not isinstance(body, dict):
@@ -168,16 +182,7 @@ def parse_chat(body: Any) -> Conversation:
         )
     _check_int_min(body, "max_tokens", 1)
     _check_int_min(body, "max_completion_tokens", 1)
-    temperature = body.get("temperature")
-    if isinstance(temperature, int | float) and not 0 <= temperature <= 2:
-        above = temperature > 2
-        raise openai_error(
-            f"Invalid 'temperature': decimal {'above maximum' if above else 'below minimum'} "
-            f"value. Expected a value {'<= 2' if above else '>= 0'}, but got {temperature} "
-            "instead.",
-            param="temperature",
-            code="decimal_above_max_value" if above else "decimal_below_min_value",
-        )
+    check_temperature(body)
     tools_raw = body.get("tools") or []
     for name in ("tool_choice", "parallel_tool_calls"):
         if body.get(name) is not None and not tools_raw:

@@ -16,14 +16,12 @@ from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from gateway.protocols.adapter import ChainedStream
 from gateway.protocols.errors import GatewayError
+from gateway.protocols.passthrough import ResponsesPassthroughStream
 from gateway.protocols.reasoning_carrier import reasoning_details_from
 from gateway.protocols.registry import route
-from gateway.protocols.responses_stream import (
-    ChainedStream,
-    ChatToResponsesStream,
-    ResponsesPassthroughStream,
-)
+from gateway.protocols.responses_stream import ChatToResponsesStream
 from gateway.protocols.sse import SSEParser
 from gateway.protocols.streams import AnthropicToOpenAIStream
 from gateway.protocols.usage import Usage

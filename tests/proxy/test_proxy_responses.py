@@ -360,3 +360,19 @@ def test_insufficient_credit_says_what_was_needed(served):
     assert info.value.status_code == 402
     assert "may cost up to" in info.value.message
     assert served.fake.requests == []
+
+
+def test_dropped_tools_are_those_of_the_deployment_that_served(served):
+    """The Responses provider could run web_search; it fails, and the Chat deployment
+    that serves cannot: the header names what the answer was made without."""
+    from gateway.models import Deployment
+
+    Deployment.objects.create(
+        model=served.native, provider=served.openai, upstream_model="gpt-5.5-backup", priority=1
+    )
+    served.fake.script("gpt-5.5", [{"status": 503}])
+    raw = client(served).responses.with_raw_response.create(
+        model=MODELS["responses"], input="Hi", tools=[{"type": "web_search"}, WRITE_FILE]
+    )
+    assert raw.headers["x-tollgate-provider"] == "fakeai"
+    assert raw.headers["x-tollgate-dropped-tools"] == "web_search"
