@@ -1,5 +1,6 @@
 """OpenAI client -> Anthropic upstream requests: one test (or table) per row of the
-"Requests" table in docs/protocols.md, plus the Anthropic-to-Anthropic preparation."""
+"Requests" table in docs/protocols.md (thinking and the Anthropic-to-Anthropic preparation
+have files of their own)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from gateway.protocols.requests import (
     TranslationError,
     anthropic_request_from_openai,
-    anthropic_request_prepare,
 )
 
 MAX = 64000
@@ -387,102 +387,6 @@ def test_it_refuses_json_object_mode_with_a_way_out() -> None:
         translate({"messages": [user()], "response_format": {"type": "json_object"}})
 
 
-@pytest.mark.parametrize(("effort", "budget"), [("low", 2048), ("medium", 8192), ("high", 16384)])
-def test_it_turns_reasoning_effort_into_a_thinking_budget(effort: str, budget: int) -> None:
-    out = translate(
-        {"messages": [user()], "reasoning_effort": effort, "temperature": 0, "top_p": 0.5}
-    )
-    assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
-    assert out["thinking"]["budget_tokens"] < out["max_tokens"]
-    # Anthropic refuses a modified temperature (and top_p below 0.95) with thinking.
-    assert "temperature" not in out and "top_p" not in out
-
-
-def test_it_keeps_the_budget_below_max_tokens() -> None:
-    out = translate({"messages": [user()], "reasoning_effort": "high", "max_tokens": 4000})
-    assert out["thinking"]["budget_tokens"] == 3999
-
-
-def test_it_refuses_reasoning_with_too_few_max_tokens() -> None:
-    with pytest.raises(TranslationError):
-        translate({"messages": [user()], "reasoning_effort": "low", "max_tokens": 1000})
-
-
-@pytest.mark.parametrize("model", ["claude-sonnet-4-6", "claude-opus-4.7", "claude-opus-5"])
-def test_it_uses_adaptive_thinking_on_newer_claude_models(model: str) -> None:
-    out = translate({"messages": [user()], "reasoning_effort": "minimal"}, model=model)
-    assert out["thinking"] == {"type": "adaptive"}
-    assert out["output_config"] == {"effort": "low"}
-
-
-@pytest.mark.parametrize(
-    "model",
-    ["claude-sonnet-4-20250514", "claude-3-7-sonnet-20250219", "claude-haiku-4-5", "demo-claude"],
-)
-def test_it_uses_a_budget_on_older_or_unknown_models(model: str) -> None:
-    out = translate({"messages": [user()], "reasoning_effort": "medium"}, model=model)
-    assert out["thinking"] == {"type": "enabled", "budget_tokens": 8192}
-    assert "output_config" not in out
-
-
-def test_reasoning_effort_none_means_no_thinking() -> None:
-    assert "thinking" not in translate({"messages": [user()], "reasoning_effort": "none"})
-
-
-def test_it_refuses_thinking_with_a_forced_tool() -> None:
-    with pytest.raises(TranslationError) as caught:
-        translate(
-            {
-                "messages": [user()],
-                "tools": [TOOL],
-                "tool_choice": "required",
-                "reasoning_effort": "high",
-            }
-        )
-    assert caught.value.param == "tool_choice"
-
-
-def test_it_skips_thinking_mid_tool_loop_when_the_client_lost_the_signature() -> None:
-    body = {
-        "tools": [TOOL],
-        "reasoning_effort": "high",
-        "messages": [
-            user(),
-            {"role": "assistant", "reasoning_content": "hmm", "tool_calls": [call("call_1")]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "x"},
-        ],
-    }
-    assert "thinking" not in translate(body)
-
-
-def test_it_sends_signed_thinking_back_first_in_the_assistant_turn() -> None:
-    body = {
-        "tools": [TOOL],
-        "reasoning_effort": "high",
-        "messages": [
-            user(),
-            {
-                "role": "assistant",
-                "content": "Let me look.",
-                "reasoning_content": "hmm",
-                "reasoning_details": [
-                    {"type": "reasoning.text", "text": "hmm", "signature": "sig==", "index": 0},
-                    {"type": "reasoning.encrypted", "data": "opaque", "index": 1},
-                ],
-                "tool_calls": [call("call_1")],
-            },
-            {"role": "tool", "tool_call_id": "call_1", "content": "x"},
-        ],
-    }
-    out = translate(body)
-    assert out["messages"][1]["content"][:3] == [
-        {"type": "thinking", "thinking": "hmm", "signature": "sig=="},
-        {"type": "redacted_thinking", "data": "opaque"},
-        {"type": "text", "text": "Let me look."},
-    ]
-    assert out["thinking"]["type"] == "enabled"
-
-
 @pytest.mark.parametrize("field", ["user", "safety_identifier"])
 def test_it_passes_the_end_user_as_metadata_user_id(field: str) -> None:
     out = translate({"messages": [user()], field: "u-42"})
@@ -547,58 +451,3 @@ def test_it_does_not_modify_the_clients_body() -> None:
     out["tools"][0]["input_schema"]["x"] = 1
     out["system"][0]["cache_control"]["ttl"] = "1h"
     assert body == before
-
-
-# --- Anthropic client -> Anthropic upstream -----------------------------------------
-def prepare(body: dict[str, Any]) -> dict[str, Any]:
-    return anthropic_request_prepare(
-        body, upstream_model="claude-sonnet-4-5", max_output_tokens=MAX
-    )
-
-
-@pytest.mark.parametrize(("value", "expected"), [(None, MAX), (-1, MAX), (0, 0), (512, 512)])
-def test_prepare_fixes_max_tokens_but_keeps_cache_prewarming(value: Any, expected: int) -> None:
-    body: dict[str, Any] = {"model": "claude-sonnet-4.5", "messages": [user()]}
-    if value is not None:
-        body["max_tokens"] = value
-    out = prepare(body)
-    assert out["max_tokens"] == expected
-    assert out["model"] == "claude-sonnet-4-5"
-
-
-def test_prepare_passes_cache_control_through_untouched() -> None:
-    body = {
-        "max_tokens": 10,
-        "system": [
-            {"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
-        ],
-        "messages": [
-            {
-                "role": "user",
-                "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}],
-            }
-        ],
-    }
-    out = prepare(body)
-    assert out["system"] == body["system"] and out["messages"] == body["messages"]
-
-
-def test_prepare_drops_unsigned_thinking_blocks() -> None:
-    body = {
-        "max_tokens": 10,
-        "messages": [
-            user(),
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "thinking", "thinking": "from an OpenAI upstream", "signature": ""},
-                    {"type": "thinking", "thinking": "signed", "signature": "sig"},
-                    {"type": "text", "text": "answer"},
-                ],
-            },
-            user(),
-        ],
-    }
-    out = prepare(body)
-    assert out["messages"][1]["content"] == body["messages"][1]["content"][1:]
-    assert len(body["messages"][1]["content"]) == 3

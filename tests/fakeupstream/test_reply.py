@@ -1,0 +1,58 @@
+"""The fake's reply rules, without HTTP."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from testkit.fakeupstream.reply import Conversation, plan_reply
+
+# -- the reply rules, without HTTP -----------------------------------------------------
+
+
+def test_a_stop_sequence_cuts_the_reply():
+    conv = Conversation(
+        model="m", units=[], last_kind="user", last_text="one STOP two", tools=[], stop=["STOP"]
+    )
+
+    plan = plan_reply(conv)
+
+    assert (plan.text, plan.stop, plan.stop_sequence) == ("Echo: one", "stop_sequence", "STOP")
+
+
+def test_a_forced_tool_is_called_even_after_a_tool_result():
+    conv = Conversation(
+        model="m",
+        units=[],
+        last_kind="tool_result",
+        last_text="done",
+        tools=[("a", {}), ("b", {})],
+        tool_mode="tool",
+        forced_tool="b",
+    )
+
+    plan = plan_reply(conv)
+
+    assert plan.tool_calls == [("b", "{}")] and plan.stop == "tool_use"
+
+
+def test_a_default_behaviour_serves_every_unscripted_request():
+    from testkit.fakeupstream import FakeUpstream
+    from testkit.fakeupstream.script import Behaviour
+    from testkit.tenants import ServedApp
+
+    app = FakeUpstream(default=Behaviour.parse({"status": 503}))
+    served = ServedApp(app, lifespan="off")
+    try:
+        app.script("gpt-4o", [{"status": 429}])
+        oai = openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-test", max_retries=0)
+        statuses = []
+        for _ in range(3):
+            with pytest.raises(openai.APIStatusError) as info:
+                oai.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+                )
+            statuses.append(info.value.status_code)
+    finally:
+        served.stop()
+    assert statuses == [429, 503, 503]  # the script first, then the default
