@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-NODE_DIR = Path(__file__).parent / "node"
+NODE_DIR = Path(__file__).parent.parent / "node"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
