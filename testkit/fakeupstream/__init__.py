@@ -2,9 +2,9 @@
 OpenAI Responses and Anthropic Messages, for the gateway's tests, benchmarks and the
 `make run` demo.
 
-Routes: `POST /v1/chat/completions`, `POST /v1/responses` (see `responses_wire`),
-`GET /v1/models` (Anthropic's shape when an
-`anthropic-version` header is sent), `POST /v1/messages`,
+Routes: `POST /v1/chat/completions`, `POST /v1/responses` (see `responses_wire` and
+`responses_render`), `GET /v1/models` (Anthropic's shape when an `anthropic-version`
+header is sent), `POST /v1/messages`,
 `POST /v1/messages/count_tokens`; admin: `POST /_fake/script`, `GET /_fake/requests`,
 `POST /_fake/reset` (the same as `app.script()`, `app.requests`, `app.reset()`). The
 request log keeps headers as received, API keys included: it is a test fake.
