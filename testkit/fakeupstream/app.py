@@ -168,6 +168,9 @@ class FakeUpstream:
         # Arguments the "model" calls a tool with, by tool name, instead of the example
         # arguments of its schema (tests make an agent's own tool write a real file).
         self.tool_arguments: dict[str, dict[str, Any]] = {}
+        # (path, content): on a user turn the "model" writes that file with the
+        # request's own file-writing tool (or shell tool), whatever the agent calls it.
+        self.file_write: tuple[str, str] | None = None
 
     def key_accepted(self, key: str) -> bool:
         if not key:
@@ -289,6 +292,7 @@ class FakeUpstream:
                 conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
             )
         conv.tool_arguments = self.tool_arguments
+        conv.file_write = self.file_write
         plan = plan_reply(conv)
         usage = openai_wire.usage(prompt_tokens, cached, plan)
         if body.get("stream"):
@@ -310,6 +314,7 @@ class FakeUpstream:
                 conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
             )
         conv.tool_arguments = self.tool_arguments
+        conv.file_write = self.file_write
         plan = plan_reply(conv)
         usage = responses_render.usage(input_tokens, cached, plan)
         if body.get("stream"):
@@ -329,6 +334,7 @@ class FakeUpstream:
         )
         cache = self.cache.anthropic(conv.model, conv.units)
         conv.tool_arguments = self.tool_arguments
+        conv.file_write = self.file_write
         plan = plan_reply(conv)
         uncached = conv.input_tokens() - cache.read - cache.write
         usage = anthropic_render.usage(uncached, cache, plan.output_tokens)

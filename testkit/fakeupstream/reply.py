@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class Conversation:
     thinking: bool = False
     reasoning_tokens: int = 0  # OpenAI reasoning_effort, counted but never shown
     tool_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by tool name
+    file_write: tuple[str, str] | None = None  # (path, content) for the agent's own tool
 
     def input_tokens(self) -> int:
         return sum(unit.tokens for unit in self.units)
@@ -149,8 +151,15 @@ def _tool_calls(conv: Conversation) -> list[tuple[str, str]]:
     if conv.last_kind == "tool_result" and conv.tool_mode == "auto":
         return []  # the model has what it asked for: it answers in text
     by_name = dict(conv.tools)
+    if conv.file_write and conv.tool_mode != "tool":
+        writer = file_write_call(conv.tools, *conv.file_write)
+        if writer is not None:
+            return [(writer[0], json.dumps(writer[1], separators=(",", ":")))]
+    named = [name for name, _ in conv.tools if name in conv.tool_arguments]
     if conv.tool_mode == "tool" and conv.forced_tool in by_name:
         chosen = [conv.forced_tool]
+    elif named:
+        chosen = named[:1]
     elif conv.parallel and len(conv.tools) > 1 and PARALLEL_TRIGGER in conv.last_text.lower():
         chosen = [conv.tools[0][0], conv.tools[1][0]]
     else:
@@ -165,6 +174,49 @@ def _tool_calls(conv: Conversation) -> list[tuple[str, str]]:
         )
         for name in chosen
     ]
+
+
+# How agents name the path and the content of their file-writing tools (Claude Code
+# Write: file_path; opencode write: filePath; Cline write_to_file: path), and the
+# command of their shell tools (Codex exec_command: cmd; others: command).
+_PATH_KEYS = ("file_path", "filePath", "path", "absolute_path", "absolutePath", "target_file")
+_CONTENT_KEYS = ("content", "contents", "file_text", "text")
+_COMMAND_KEYS = ("cmd", "command")
+_SHELL_NAMES = ("exec_command", "shell", "bash", "execute_command", "run_command")
+
+
+def file_write_call(
+    tools: list[tuple[str, dict[str, Any]]], path: str, content: str
+) -> tuple[str, dict[str, Any]] | None:
+    """A call that writes `content` to `path` with one of the request's own tools: a
+    tool whose schema takes a path and a content (names with "write" first), else a
+    shell tool running printf. None when the request offers neither."""
+
+    def props(schema: dict[str, Any]) -> dict[str, Any]:
+        found = schema.get("properties") if isinstance(schema, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    writers = []
+    for name, schema in tools:
+        fields = props(schema)
+        path_key = next((k for k in _PATH_KEYS if k in fields), None)
+        content_key = next((k for k in _CONTENT_KEYS if k in fields), None)
+        if path_key and content_key:
+            writers.append(
+                (0 if "write" in name.lower() else 1, name, schema, path_key, content_key)
+            )
+    if writers:
+        _, name, schema, path_key, content_key = min(writers, key=lambda w: w[0])
+        arguments = example_arguments(schema)
+        arguments.update({path_key: path, content_key: content})
+        return name, arguments
+    for name, schema in tools:
+        command_key = next((k for k in _COMMAND_KEYS if k in props(schema)), None)
+        if command_key and name.lower() in _SHELL_NAMES:
+            arguments = example_arguments(schema)
+            arguments[command_key] = f"printf %s {shlex.quote(content)} > {shlex.quote(path)}"
+            return name, arguments
+    return None
 
 
 def example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
