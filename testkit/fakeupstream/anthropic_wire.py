@@ -115,9 +115,15 @@ def _result_tokens(content: Any) -> int:
 
 
 def parse_messages(
-    body: Any, *, count_only: bool = False, sampling_exclusive: Iterable[str] = ()
+    body: Any,
+    *,
+    count_only: bool = False,
+    sampling_exclusive: Iterable[str] = (),
+    betas: Iterable[str] = (),
 ) -> Conversation:
-    """Validate like Anthropic does and read the conversation; raises WireError."""
+    """Validate like Anthropic does and read the conversation; raises WireError.
+    `betas`: the request's `anthropic-beta` values (mid-conversation-system-* allows
+    `role: "system"` messages after the first message)."""
     if not isinstance(body, dict):
         raise anthropic_error("Input should be a valid dictionary")
     allowed = COUNT_FIELDS if count_only else MESSAGE_FIELDS
@@ -185,12 +191,16 @@ def parse_messages(
                 raise error
             units.append(Unit(words(block["text"]), block, _ttl(block)))
 
-    has_tool_blocks = _read_messages(messages, units)
+    system_messages = any(b.startswith("mid-conversation-system") for b in betas)
+    has_tool_blocks = _read_messages(messages, units, system_messages=system_messages)
     if has_tool_blocks and not tools:
         raise anthropic_error(
             "Requests which include `tool_use` or `tool_result` blocks must define tools."
         )
-    _check_tool_pairing(messages)
+    turns = [m for m in messages if m["role"] != "system"]
+    _check_tool_pairing(turns)
+    if thinking_on and not count_only:
+        _check_thinking_continuation(turns)
     if isinstance(body.get("cache_control"), dict) and units and not units[-1].ttl:
         units[-1].ttl = body["cache_control"].get("ttl") or "5m"  # automatic caching
     breakpoints = sum(1 for unit in units if unit.ttl)
@@ -200,7 +210,7 @@ def parse_messages(
             f"be provided. Found {breakpoints}."
         )
 
-    last_kind, last_text = _last_turn(messages)
+    last_kind, last_text = _last_turn(turns)
     conv = Conversation(
         model=model,
         units=units,
@@ -266,12 +276,16 @@ def _check_thinking(
         )
 
 
-def _read_messages(messages: list[Any], units: list[Unit]) -> bool:
+def _read_messages(messages: list[Any], units: list[Unit], *, system_messages: bool) -> bool:
     """Check each message and append its blocks as units; True if any tool block."""
     has_tool_blocks = False
     last = len(messages) - 1
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
+        if role == "system" and system_messages and i > 0:
+            units.append(Unit(0, {"role": role}))
+            _read_system_message(message.get("content"), i, units)
+            continue
         if role not in ("user", "assistant"):
             raise anthropic_error(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         units.append(Unit(0, {"role": role}))
@@ -334,6 +348,48 @@ def _read_messages(messages: list[Any], units: list[Unit]) -> bool:
                 tokens = 0
             units.append(Unit(tokens, block, _ttl(block)))
     return has_tool_blocks
+
+
+def _read_system_message(content: Any, i: int, units: list[Unit]) -> None:
+    """A mid-conversation system message: a string or text blocks, counted like the
+    top-level system prompt."""
+    if isinstance(content, str) and content.strip():
+        units.append(Unit(words(content), content))
+        return
+    if not isinstance(content, list) or not content:
+        raise anthropic_error(f"messages.{i}.content: system messages must have text content")
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise anthropic_error(
+                f"messages.{i}.content: Input should be a valid list of text blocks"
+            )
+        error = _text_block_error("messages", block.get("text"))
+        if error:
+            raise error
+        units.append(Unit(words(block["text"]), block, _ttl(block)))
+
+
+def _check_thinking_continuation(turns: list[dict[str, Any]]) -> None:
+    """With thinking on, the assistant turn whose tool calls are being answered must
+    start with its (signed) thinking block, as Anthropic requires."""
+    if len(turns) < 2 or turns[-1]["role"] != "user":
+        return
+    if not any(b.get("type") == "tool_result" for b in _blocks(turns[-1])):
+        return
+    index = len(turns) - 2
+    blocks = _blocks(turns[index])
+    if turns[index]["role"] != "assistant" or not blocks:
+        return
+    first = blocks[0].get("type")
+    if first not in ("thinking", "redacted_thinking"):
+        raise anthropic_error(
+            f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+            f"but found `{first}`. When `thinking` is enabled, a final `assistant` message "
+            "must start with a thinking block (preceeding the lastmost set of `tool_use` and "
+            "`tool_result` blocks). We recommend you include thinking blocks from previous "
+            "turns. To avoid this requirement, disable `thinking`. Please consult our "
+            f"documentation at {_THINKING_DOCS}"
+        )
 
 
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -78,6 +78,10 @@ _SSE = ((b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control
 Handler = Callable[["Exchange", Any], Awaitable[None]]
 
 
+def _betas(headers: dict[str, str]) -> list[str]:
+    return [b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip()]
+
+
 class Exchange:
     """One request in flight."""
 
@@ -330,7 +334,7 @@ class FakeUpstream:
         if await self._scripted(ex, body):
             return
         conv = anthropic_wire.parse_messages(
-            body, sampling_exclusive=self.sampling_exclusive_models
+            body, sampling_exclusive=self.sampling_exclusive_models, betas=_betas(ex.headers)
         )
         cache = self.cache.anthropic(conv.model, conv.units)
         conv.tool_arguments = self.tool_arguments
@@ -347,7 +351,10 @@ class FakeUpstream:
         if await self._scripted(ex, body):
             return
         conv = anthropic_wire.parse_messages(
-            body, count_only=True, sampling_exclusive=self.sampling_exclusive_models
+            body,
+            count_only=True,
+            sampling_exclusive=self.sampling_exclusive_models,
+            betas=_betas(ex.headers),
         )
         await self._answer(ex, dumps({"input_tokens": conv.input_tokens()}))
 

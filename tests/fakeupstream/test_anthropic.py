@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import anthropic
+import httpx
 import pytest
 
 from tests.fakeupstream.conftest import CLAUDE, TIME_TOOL, WEATHER_TOOL, post_messages
@@ -259,3 +260,63 @@ def test_it_allows_temperature_with_top_p_on_older_models(fake_upstream):
     )
 
     assert response.status_code == 200
+
+
+def _post_with_betas(fake_upstream, body, betas=""):
+    headers = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
+    if betas:
+        headers["anthropic-beta"] = betas
+    return httpx.post(f"{fake_upstream.url}/v1/messages", json=body, headers=headers)
+
+
+MID_SYSTEM = {
+    "model": CLAUDE,
+    "max_tokens": 100,
+    "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "Skills: none"}]},
+        {"role": "user", "content": "again"},
+    ],
+}
+
+
+def test_mid_conversation_system_messages_need_their_beta(fake_upstream):
+    refused = _post_with_betas(fake_upstream, MID_SYSTEM)
+    accepted = _post_with_betas(
+        fake_upstream, MID_SYSTEM, "claude-code-20250219,mid-conversation-system-2026-04-07"
+    )
+
+    assert refused.status_code == 400
+    assert "messages.1.role" in refused.json()["error"]["message"]
+    assert accepted.status_code == 200, accepted.text
+    # "hi" + "Skills: none" + "again" = 4 words
+    assert accepted.json()["usage"]["input_tokens"] == 4
+
+
+def test_thinking_on_refuses_a_tool_loop_whose_assistant_turn_lost_its_thinking(fake_upstream):
+    body = {
+        "model": CLAUDE,
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tools": [WEATHER_TOOL],
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sun"}],
+            },
+        ],
+    }
+
+    refused = _post_with_betas(fake_upstream, body)
+    without_thinking = _post_with_betas(fake_upstream, {**body, "thinking": {"type": "disabled"}})
+
+    assert refused.status_code == 400
+    assert "must start with a thinking block" in refused.json()["error"]["message"]
+    assert without_thinking.status_code == 200, without_thinking.text

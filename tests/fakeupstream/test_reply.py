@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -56,3 +58,50 @@ def test_a_default_behaviour_serves_every_unscripted_request():
     finally:
         served.stop()
     assert statuses == [429, 503, 503]  # the script first, then the default
+
+
+# -- writing a file with the agent's own tool -------------------------------------------
+CLAUDE_CODE_WRITE = (
+    "Write",
+    {
+        "type": "object",
+        "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["file_path", "content"],
+    },
+)
+READ = ("Read", {"type": "object", "properties": {"file_path": {"type": "string"}}})
+SHELL = ("exec_command", {"type": "object", "properties": {"cmd": {"type": "string"}}})
+
+
+def _writing(tools, last_kind="user"):
+    conv = Conversation(
+        model="m",
+        units=[],
+        last_kind=last_kind,
+        last_text="go",
+        tools=tools,
+        file_write=("/w/hello.txt", "it's here"),
+    )
+    return plan_reply(conv)
+
+
+def test_file_write_picks_the_tool_that_takes_a_path_and_a_content_whatever_its_place():
+    plan = _writing([READ, SHELL, CLAUDE_CODE_WRITE])
+
+    assert [(name, json.loads(args)) for name, args in plan.tool_calls] == [
+        ("Write", {"file_path": "/w/hello.txt", "content": "it's here"})
+    ]
+
+
+def test_file_write_falls_back_to_a_shell_tool_with_the_content_quoted():
+    plan = _writing([READ, SHELL])
+
+    [(name, args)] = plan.tool_calls
+    assert name == "exec_command"
+    assert json.loads(args) == {"cmd": "printf %s 'it'\"'\"'s here' > /w/hello.txt"}
+
+
+def test_file_write_answers_in_text_once_the_tool_result_is_back():
+    plan = _writing([CLAUDE_CODE_WRITE], last_kind="tool_result")
+
+    assert plan.tool_calls == [] and plan.text.startswith("Tool result:")
