@@ -1,4 +1,5 @@
-"""ASGI entry point: /v1/* goes to the gateway's proxy app, everything else to Django.
+"""ASGI entry point: the API (/v1/*, and its paths without /v1: gateway.endpoints.api_path)
+and HEAD / probes go to the gateway's proxy app, everything else to Django.
 
 The proxy is a lean ASGI app rather than a Django view so that a proxied request
 skips Django's middleware, signals and sync-to-async thread hops (docs/decisions.md).
@@ -14,7 +15,7 @@ from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 
-from gateway.endpoints import ProxyApp  # noqa: E402
+from gateway.endpoints import ProxyApp, api_path, is_probe  # noqa: E402
 from gateway.runtime import runtime  # noqa: E402
 
 proxy_application = ProxyApp()
@@ -23,8 +24,7 @@ proxy_application = ProxyApp()
 async def application(scope, receive, send):
     kind = scope["type"]
     if kind == "http":
-        path = scope["path"]
-        if path.startswith("/v1/") or path == "/v1":
+        if api_path(scope["path"]) is not None or is_probe(scope["method"], scope["path"]):
             await proxy_application(scope, receive, send)
         else:
             await django_application(scope, receive, send)

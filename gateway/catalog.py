@@ -72,6 +72,7 @@ class ModelEntry:
     group_ids: frozenset[int]
     deployments: tuple[DeploymentEntry, ...]
     created: int
+    aliases: tuple[str, ...] = ()  # explicit aliases, as the catalog spells them
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,10 @@ def catalog_snapshot_load() -> CatalogSnapshot:
     for model_id, group_id in Model.groups.through.objects.values_list("model_id", "group_id"):
         group_ids.setdefault(model_id, set()).add(group_id)
 
+    aliases: dict[int, list[str]] = {}
+    for alias, model_id in ModelAlias.objects.order_by("alias").values_list("alias", "model_id"):
+        aliases.setdefault(model_id, []).append(alias)
+
     snapshot = CatalogSnapshot(loaded_at=time.monotonic())
     for m in Model.objects.filter(enabled=True):
         entry = ModelEntry(
@@ -192,15 +197,17 @@ def catalog_snapshot_load() -> CatalogSnapshot:
             group_ids=frozenset(group_ids.get(m.id, ())),
             deployments=tuple(deployments.get(m.id, ())),
             created=int(m.created_at.timestamp()),
+            aliases=tuple(aliases.get(m.id, ())),
         )
         snapshot.models[m.public_id] = entry
     # Explicit names first (public ids, then aliases), derived spellings only where free.
     for entry in snapshot.models.values():
         snapshot.names[entry.public_id.lower()] = entry
     by_id = {e.id: e for e in snapshot.models.values()}
-    for alias, model_id in ModelAlias.objects.values_list("alias", "model_id"):
-        if model_id in by_id:
-            snapshot.names.setdefault(alias.lower(), by_id[model_id])
+    for model_id, names in aliases.items():
+        for alias in names:
+            if model_id in by_id:
+                snapshot.names.setdefault(alias.lower(), by_id[model_id])
     for entry in snapshot.models.values():
         slugs = {d.provider.slug for d in entry.deployments}
         for name in _derived_names(entry.public_id, slugs):

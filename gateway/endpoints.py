@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import re
 from typing import Any
 
-from gateway import admission, charging, planning, relay
+from gateway import admission, charging, model_list, planning, relay
 from gateway.asgi_io import (
     BodyTooLarge,
     ClientGone,
@@ -43,7 +43,6 @@ from gateway.asgi_io import (
     send_json,
 )
 from gateway.attempts import Chain
-from gateway.catalog import ModelEntry, RouterEntry
 from gateway.context import RequestContext
 from gateway.protocols import registry, tokens
 from gateway.protocols.errors import GatewayError
@@ -60,11 +59,40 @@ COMPLETIONS = {
 }
 
 
+# First path segments of the API, for clients whose base URL lacks `/v1`: AI-SDK
+# clients given the bare address POST /messages, OpenAI clients /chat/completions.
+_API_ROOTS = frozenset({"messages", "chat", "responses", "models"})
+
+
+def api_path(path: str) -> str | None:
+    """The API path a request means, or None if it is not for the API (the console).
+    Forgotten or doubled `/v1` prefixes and doubled slashes (a base URL with a
+    trailing slash) are forgiven: /messages, /v1/v1/messages and /v1//messages all
+    mean /v1/messages."""
+    clean = re.sub(r"/{2,}", "/", path)
+    while clean.startswith("/v1/v1/") or clean == "/v1/v1":
+        clean = clean[3:]
+    if clean == "/v1" or clean.startswith("/v1/"):
+        return clean
+    if clean.split("/", 2)[1] in _API_ROOTS:
+        return "/v1" + clean
+    return None
+
+
+def is_probe(method: str, path: str) -> bool:
+    """Claude Code's connectivity check (HEAD /) and its like on the API root."""
+    return method == "HEAD" and path in ("/", "/v1", "/v1/")
+
+
 class ProxyApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = Incoming.from_scope(scope)
-        path = incoming.path.replace("//", "/")
         method = incoming.method
+        if is_probe(method, incoming.path):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        path = api_path(incoming.path) or incoming.path
         completion = COMPLETIONS.get(path)
         protocol = completion[0] if completion else _protocol_guess(path)
         ticket = charging.Ticket(RequestContext(protocol, incoming))
@@ -85,6 +113,15 @@ class ProxyApp:
             else:
                 ticket.loggable = False
                 known = path in (*COMPLETIONS, "/v1/models")
+                # Never reached a model, so not in any request log: say so here.
+                log.warning(
+                    "%s %s answered %s (%s, %s)",
+                    method,
+                    incoming.path,
+                    405 if known else 404,
+                    ticket.ctx.request_id,
+                    incoming.headers.get("user-agent", "no user agent")[:120],
+                )
                 raise GatewayError(
                     405 if known else 404,
                     f"{method} {incoming.path} is not supported. Tollgate serves POST "
@@ -217,39 +254,27 @@ class ProxyApp:
         )
 
     async def _models(self, ticket: charging.Ticket, send: Send) -> None:
-        key = await admission.authenticate(ticket.ctx.headers, runtime.key_info)
-        snapshot = await runtime.catalog()
-        models: list[ModelEntry | RouterEntry] = [
-            *snapshot.routers_for_group(key.group_id),
-            *snapshot.models_for_group(key.group_id),
-        ]
-        if "anthropic-version" in ticket.ctx.headers:
-            data = [_anthropic_model(m) for m in models]
-            body: dict[str, Any] = {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            }
-        else:
-            body = {"object": "list", "data": [_openai_model(m) for m in models]}
-        await send_json(send, 200, body, {"x-tollgate-request-id": ticket.ctx.request_id})
+        ctx = ticket.ctx
+        key = await admission.authenticate(ctx.headers, runtime.key_info)
+        options = model_list.ListOptions.parse(ctx.incoming.query, ctx.headers)
+        body = model_list.models_body(
+            await runtime.catalog(),
+            key.group_id,
+            await runtime.byok_keys(key.organisation_id),
+            options,
+            anthropic="anthropic-version" in ctx.headers,
+        )
+        await send_json(send, 200, body, {"x-tollgate-request-id": ctx.request_id})
 
     async def _model(self, ticket: charging.Ticket, send: Send, name: str) -> None:
         key = await admission.authenticate(ticket.ctx.headers, runtime.key_info)
-        snapshot = await runtime.catalog()
-        entry: ModelEntry | RouterEntry | None = snapshot.resolve(name) or snapshot.resolve_router(
-            name
+        body = model_list.model_body(
+            await runtime.catalog(),
+            key.group_id,
+            name,
+            anthropic="anthropic-version" in ticket.ctx.headers,
         )
-        if entry is None or key.group_id not in entry.group_ids:
-            raise GatewayError(
-                404,
-                f"The model '{name}' does not exist or is not available to this key.",
-                code="model_not_found",
-                param="model",
-            )
-        anthropic = "anthropic-version" in ticket.ctx.headers
-        await send_json(send, 200, _anthropic_model(entry) if anthropic else _openai_model(entry))
+        await send_json(send, 200, body, {"x-tollgate-request-id": ticket.ctx.request_id})
 
 
 def _body_check(protocol: str, body: dict[str, Any], required: str) -> None:
@@ -303,36 +328,3 @@ async def _read_json(receive: Receive) -> tuple[bytes, dict[str, Any]]:
             400, f"The request body is not valid JSON: {exc}", code="invalid_json"
         ) from None
     return raw, body
-
-
-def _openai_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
-    if isinstance(m, RouterEntry):
-        return {
-            "id": m.public_id,
-            "object": "model",
-            "created": m.created,
-            "owned_by": "tollgate",
-            "name": m.display_name,
-            "router": m.kind,
-            "models": [x.public_id for x in m.models],
-        }
-    return {
-        "id": m.public_id,
-        "object": "model",
-        "created": m.created,
-        "owned_by": m.deployments[0].provider.slug if m.deployments else "tollgate",
-        "name": m.display_name,
-        "context_length": m.context_window,
-        "max_output_tokens": m.max_output_tokens,
-        "pricing": {"unit": "USD per million tokens", **m.price_usd},
-    }
-
-
-def _anthropic_model(m: ModelEntry | RouterEntry) -> dict[str, Any]:
-    created = datetime.fromtimestamp(m.created, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "type": "model",
-        "id": m.public_id,
-        "display_name": m.display_name,
-        "created_at": created,
-    }

@@ -109,16 +109,23 @@ def candidates_plan(
         elif own is None:
             unconfigured.append(deployment.provider.slug)
     if not candidates:
+        # Configuration, not load: a retry cannot help, so no 5xx (clients such as
+        # Claude Code retry those silently for minutes).
         if unconfigured:
             raise GatewayError(
-                503,
+                403,
                 f"No credentials are configured for {', '.join(unconfigured)}, which "
                 f"serve '{entry.public_id}'. Add your own key under Provider Keys, or ask "
-                "the operator.",
+                "the operator. GET /v1/models lists the models this key can use now.",
                 code="provider_not_configured",
+                param="model",
             )
         raise GatewayError(
-            503, f"No provider currently serves '{entry.public_id}'.", code="no_deployment"
+            404,
+            f"No enabled provider serves '{entry.public_id}' over this API. GET "
+            "/v1/models lists the models this key can use now.",
+            code="no_deployment",
+            param="model",
         )
     return candidates
 

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+from gateway.protocols.context_edits import context_edits_apply
 from gateway.protocols.ids import tool_id_to_openai
 from gateway.protocols.request_common import (
     ANTHROPIC_EFFORTS,
@@ -26,7 +27,8 @@ _OPENAI_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _OPENAI_MAX_STOP = 4
 _SAFETY_ID_MAX = 128
 # Anthropic features that run on Anthropic's side and have no Chat Completions form.
-_SERVER_SIDE = ("container", "mcp_servers", "context_management", "top_k")
+# (`context_management` is applied by the gateway: gateway.protocols.context_edits.)
+_SERVER_SIDE = ("container", "mcp_servers", "top_k")
 
 
 def openai_request_from_anthropic(
@@ -53,7 +55,7 @@ def openai_request_from_anthropic(
     system = _system(body.get("system"))
     if system is not None:
         out["messages"].append(system)
-    out["messages"].extend(_messages(body.get("messages")))
+    out["messages"].extend(_messages(context_edits_apply(body)))
     out["max_completion_tokens"] = resolve_max_tokens(requested, max_output_tokens)
 
     tools = _tools(body.get("tools"))
@@ -114,19 +116,19 @@ def openai_request_from_anthropic(
 
 
 # --- messages -----------------------------------------------------------------------
-def _system(system: Any) -> dict[str, Any] | None:
+def _system(system: Any, *, param: str = "system") -> dict[str, Any] | None:
     if system is None or system == "" or system == []:
         return None
     if isinstance(system, str):
         return {"role": "system", "content": system}
     if not isinstance(system, list):
         raise TranslationError(
-            "`system` must be a string or a list of text blocks.", param="system"
+            "System content must be a string or a list of text blocks.", param=param
         )
     parts = []
     for index, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
-            raise TranslationError("System blocks must be text blocks.", param=f"system[{index}]")
+            raise TranslationError("System blocks must be text blocks.", param=f"{param}[{index}]")
         parts.append({"type": "text", "text": block.get("text") or ""})
     return {"role": "system", "content": parts}
 
@@ -149,9 +151,16 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
             out.extend(_user(blocks, param, plain=isinstance(content, str)))
         elif role == "assistant":
             out.append(_assistant(blocks, param))
+        elif role == "system" and index > 0:
+            # A mid-conversation system message (Claude Code's agent and skill lists):
+            # Chat Completions takes system messages anywhere, so it stays in place.
+            system = _system(content, param=f"{param}.content")
+            if system is not None:
+                out.append(system)
         else:
             raise TranslationError(
-                "Message role must be 'user' or 'assistant'.", param=f"{param}.role"
+                "Message role must be 'user' or 'assistant' (or 'system' after the first message).",
+                param=f"{param}.role",
             )
     return out
 
