@@ -105,6 +105,13 @@ def claude_uses_adaptive_thinking(model: str) -> bool:
     return version is not None and version >= (4, 6)
 
 
+def claude_takes_system_messages(model: str) -> bool:
+    """Claude 4.8 and later accept `role: "system"` messages inside `messages` (no beta
+    needed); older or unknown models refuse them."""
+    version = claude_version(model)
+    return version is not None and version >= (4, 8)
+
+
 _OPENAI_NON_REASONING = re.compile(r"^(gpt-3\.5|gpt-4(?!\d)|gpt-4o|gpt-4\.1|chatgpt-4o)")
 
 

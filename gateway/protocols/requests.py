@@ -16,7 +16,7 @@ import copy
 from typing import Any
 
 from gateway.protocols.request_anthropic import anthropic_request_from_openai
-from gateway.protocols.request_common import TranslationError
+from gateway.protocols.request_common import TranslationError, claude_takes_system_messages
 from gateway.protocols.request_openai import openai_request_from_anthropic
 
 __all__ = [
@@ -86,9 +86,14 @@ def anthropic_request_prepare(
 ) -> dict[str, Any]:
     """Anthropic client -> Anthropic upstream: the upstream's model name, and
     `max_tokens` set to the model's maximum when absent or negative. Everything else,
-    `cache_control` included, passes through untouched, with one exception: thinking
-    blocks without a signature (which only a translated OpenAI upstream produces) are
-    removed, since Anthropic refuses them and they carry nothing it could use.
+    `cache_control` and `context_management` included, passes through untouched,
+    except what Anthropic would refuse:
+    - thinking blocks without a signature (only a translated OpenAI upstream produces
+      them) are removed: they carry nothing Anthropic could use;
+    - mid-conversation system messages, for models before Claude 4.8, are folded into
+      the user turn they follow;
+    - thinking is left off for a turn that continues a tool loop whose assistant turn
+      lost its thinking block.
 
     `max_tokens: 0` is kept: Anthropic documents it as pre-warming the prompt cache."""
     out = dict(body)
@@ -96,11 +101,83 @@ def anthropic_request_prepare(
     value = body.get("max_tokens")
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         out["max_tokens"] = max_output_tokens
-    if isinstance(body.get("messages"), list) and any(
-        _has_unsigned_thinking(m) for m in body["messages"]
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return out
+    if any(_has_unsigned_thinking(m) for m in messages):
+        messages = [_without_unsigned_thinking(m) for m in messages]
+    if not claude_takes_system_messages(upstream_model) and any(
+        _is_system_message(m) for m in messages[1:]
     ):
-        out["messages"] = [_without_unsigned_thinking(m) for m in body["messages"]]
+        messages = _system_messages_folded(messages)
+    out["messages"] = messages
+    if _thinking_on(body) and _tool_loop_lost_its_thinking(messages):
+        # Anthropic refuses to continue a tool loop with thinking on when the
+        # assistant turn being answered lost its signed thinking block (Roo Code and
+        # Cline drop them from history): this turn runs without thinking, as for
+        # OpenAI clients that keep no reasoning.
+        out.pop("thinking", None)
     return out
+
+
+def _is_system_message(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") == "system"
+
+
+def _system_messages_folded(messages: list[Any]) -> list[Any]:
+    """Mid-conversation system messages (Claude Code's agent and skill lists) for a
+    model that refuses them: their text joins the user turn they follow (or starts
+    one), marked as a system reminder, where the model reads it at the same point."""
+    out: list[Any] = []
+    for index, message in enumerate(messages):
+        if index == 0 or not _is_system_message(message):
+            out.append(message)
+            continue
+        content = message.get("content")
+        texts = (
+            [content]
+            if isinstance(content, str)
+            else [
+                b.get("text") or ""
+                for b in content or ()
+                if isinstance(b, dict) and b.get("type") == "text"
+            ]
+        )
+        block = {
+            "type": "text",
+            "text": "<system-reminder>\n" + "\n".join(texts) + "\n</system-reminder>",
+        }
+        previous = out[-1] if out else None
+        if isinstance(previous, dict) and previous.get("role") == "user":
+            earlier = previous.get("content")
+            blocks = [{"type": "text", "text": earlier}] if isinstance(earlier, str) else earlier
+            out[-1] = {**previous, "content": [*(blocks or []), block]}
+        else:
+            out.append({"role": "user", "content": [block]})
+    return out
+
+
+def _thinking_on(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _tool_loop_lost_its_thinking(messages: list[Any]) -> bool:
+    """The last turn answers tool calls, and the assistant turn that made them does not
+    start with a thinking block."""
+    turns = [m for m in messages if isinstance(m, dict) and m.get("role") != "system"]
+    if len(turns) < 2 or turns[-1].get("role") != "user":
+        return False
+    last, made = turns[-1].get("content"), turns[-2]
+    if not isinstance(last, list) or not any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in last
+    ):
+        return False
+    blocks = made.get("content")
+    if made.get("role") != "assistant" or not isinstance(blocks, list) or not blocks:
+        return False
+    first = blocks[0].get("type") if isinstance(blocks[0], dict) else None
+    return first not in ("thinking", "redacted_thinking")
 
 
 def _is_unsigned_thinking(block: Any) -> bool:

@@ -123,7 +123,7 @@ def parse_messages(
 ) -> Conversation:
     """Validate like Anthropic does and read the conversation; raises WireError.
     `betas`: the request's `anthropic-beta` values (mid-conversation-system-* allows
-    `role: "system"` messages after the first message)."""
+    `role: "system"` messages after the first message on models before Claude 4.8)."""
     if not isinstance(body, dict):
         raise anthropic_error("Input should be a valid dictionary")
     allowed = COUNT_FIELDS if count_only else MESSAGE_FIELDS
@@ -191,7 +191,10 @@ def parse_messages(
                 raise error
             units.append(Unit(words(block["text"]), block, _ttl(block)))
 
-    system_messages = any(b.startswith("mid-conversation-system") for b in betas)
+    # Claude 4.8 and later take them as is; earlier models with the beta only.
+    system_messages = _claude_version(model) >= (4, 8) or any(
+        b.startswith("mid-conversation-system") for b in betas
+    )
     has_tool_blocks = _read_messages(messages, units, system_messages=system_messages)
     if has_tool_blocks and not tools:
         raise anthropic_error(
@@ -348,6 +351,11 @@ def _read_messages(messages: list[Any], units: list[Unit], *, system_messages: b
                 tokens = 0
             units.append(Unit(tokens, block, _ttl(block)))
     return has_tool_blocks
+
+
+def _claude_version(model: str) -> tuple[int, int]:
+    match = re.search(r"claude-[a-z]+-(\d+)(?:[-.](\d{1,2})(?!\d))?", model)
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else (0, 0)
 
 
 def _read_system_message(content: Any, i: int, units: list[Unit]) -> None:

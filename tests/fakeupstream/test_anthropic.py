@@ -280,7 +280,7 @@ MID_SYSTEM = {
 }
 
 
-def test_mid_conversation_system_messages_need_their_beta(fake_upstream):
+def test_mid_conversation_system_messages_need_their_beta_before_claude_4_8(fake_upstream):
     refused = _post_with_betas(fake_upstream, MID_SYSTEM)
     accepted = _post_with_betas(
         fake_upstream, MID_SYSTEM, "claude-code-20250219,mid-conversation-system-2026-04-07"
@@ -288,9 +288,12 @@ def test_mid_conversation_system_messages_need_their_beta(fake_upstream):
 
     assert refused.status_code == 400
     assert "messages.1.role" in refused.json()["error"]["message"]
+    newer = _post_with_betas(fake_upstream, {**MID_SYSTEM, "model": "claude-opus-4-8"})
+
     assert accepted.status_code == 200, accepted.text
     # "hi" + "Skills: none" + "again" = 4 words
     assert accepted.json()["usage"]["input_tokens"] == 4
+    assert newer.status_code == 200, newer.text  # Claude 4.8 and later need no beta
 
 
 def test_thinking_on_refuses_a_tool_loop_whose_assistant_turn_lost_its_thinking(fake_upstream):
