@@ -72,7 +72,15 @@ class AliasInline(admin.TabularInline):
 class DeploymentInline(admin.TabularInline):
     model = Deployment
     extra = 1
-    fields = ("provider", "upstream_model", "priority", "weight", "enabled")
+    fields = (
+        "provider",
+        "upstream_model",
+        "priority",
+        "weight",
+        "enabled",
+        "max_tokens_param",
+        "max_output_tokens",
+    )
 
 
 @admin.register(Model)

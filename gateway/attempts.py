@@ -30,6 +30,7 @@ from gateway.context import RequestContext
 from gateway.planning import Candidate, Plan
 from gateway.protocols import registry
 from gateway.protocols.errors import GatewayError, UpstreamError, upstream_error_parse
+from gateway.protocols.output_limits import output_limit_apply
 from gateway.protocols.sse import SSEParser
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
@@ -419,10 +420,19 @@ class Chain:
         return self.winner.served() if self.winner is not None else None
 
     def _attempt_new(self, cand: Candidate) -> Attempt:
-        # One prepared body per wire and model; the model name sent is the deployment's.
+        # One prepared body per wire and model; the model name and the output limit
+        # sent are the deployment's.
+        deployment = cand.deployment
         prepared = self.plan.prepared(cand).body
-        if prepared.get("model") != cand.deployment.upstream_model:
-            prepared = {**prepared, "model": cand.deployment.upstream_model}
+        if prepared.get("model") != deployment.upstream_model:
+            prepared = {**prepared, "model": deployment.upstream_model}
+        prepared = output_limit_apply(
+            prepared,
+            cand.wire,
+            upstream_model=deployment.upstream_model,
+            param=deployment.max_tokens_param,
+            maximum=deployment.max_output_tokens or cand.model.max_output_tokens,
+        )
         return Attempt(chain=self, candidate=cand, body=json_dumps(prepared))
 
     async def _guarded(self, run: Callable[[Attempt], Awaitable[T]], attempt: Attempt) -> T:

@@ -58,6 +58,8 @@ class DeploymentEntry:
     upstream_model: str
     priority: int
     weight: int
+    max_tokens_param: str = ""  # "" automatic, max_tokens, max_completion_tokens
+    max_output_tokens: int = 0  # 0: the model's
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,8 @@ def catalog_snapshot_load() -> CatalogSnapshot:
                 upstream_model=d.upstream_model,
                 priority=d.priority,
                 weight=d.weight,
+                max_tokens_param=d.max_tokens_param,
+                max_output_tokens=d.max_output_tokens,
             )
         )
     group_ids: dict[int, set[int]] = {}

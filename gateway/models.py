@@ -96,6 +96,12 @@ class ModelAlias(models.Model):
         return f"{self.alias} -> {self.model.public_id}"
 
 
+class MaxTokensParam(models.TextChoices):
+    AUTO = "", "Automatic"
+    MAX_TOKENS = "max_tokens", "max_tokens"
+    MAX_COMPLETION_TOKENS = "max_completion_tokens", "max_completion_tokens"
+
+
 class Deployment(TimeStamped):
     """A model served by a provider under the upstream's own model name. Lower
     priority numbers are tried first; equal priorities share load by weight."""
@@ -106,6 +112,19 @@ class Deployment(TimeStamped):
     priority = models.PositiveIntegerField(default=0)
     weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     enabled = models.BooleanField(default=True)
+    max_tokens_param = models.CharField(
+        max_length=24,
+        blank=True,
+        choices=MaxTokensParam.choices,
+        help_text="The output-limit parameter this upstream takes, for OpenAI-protocol "
+        "providers. Automatic: max_completion_tokens for OpenAI's reasoning models "
+        "(o-series, GPT-5 and later), else the one the request used.",
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        default=0,
+        help_text="The most output tokens this deployment allows; requests asking for "
+        "more are clamped. 0: the model's own maximum.",
+    )
 
     class Meta:
         ordering = ["model", "priority", "-weight"]

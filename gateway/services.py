@@ -16,6 +16,7 @@ from django.db import models, transaction
 from accounts.models import Group
 from gateway.models import (
     Deployment,
+    MaxTokensParam,
     Model,
     ModelAlias,
     Protocol,
@@ -258,7 +259,13 @@ def _model_load(
             "priority": int(dep.get("priority", j)),
             "weight": int(dep.get("weight", 1)),
             "enabled": bool(dep.get("enabled", True)),
+            "max_tokens_param": str(dep.get("max_tokens_param") or ""),
+            "max_output_tokens": int(dep.get("max_output_tokens") or 0),
         }
+        if dvalues["max_tokens_param"] not in MaxTokensParam.values:
+            raise CatalogError(
+                f"{dwhere}: max_tokens_param must be max_tokens or max_completion_tokens"
+            )
         deployment = Deployment.objects.filter(
             model=model, provider=provider, upstream_model=upstream_model
         ).first()

@@ -63,6 +63,8 @@ KNOWN_PARAMETERS = frozenset(
         "web_search_options",
     }
 )
+# OpenAI's reasoning models (o-series, GPT-5 and later) refuse `max_tokens`.
+REASONING_MODEL = re.compile(r"^(o\d|gpt-([5-9]|\d\d))")
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 8, "medium": 16, "high": 32, "xhigh": 64}
 FINISH_REASONS = {
@@ -182,6 +184,13 @@ def parse_chat(body: Any) -> Conversation:
         )
     _check_int_min(body, "max_tokens", 1)
     _check_int_min(body, "max_completion_tokens", 1)
+    if body.get("max_tokens") is not None and REASONING_MODEL.match(str(body.get("model"))):
+        raise openai_error(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+            "'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
     check_temperature(body)
     tools_raw = body.get("tools") or []
     for name in ("tool_choice", "parallel_tool_calls"):

@@ -468,7 +468,11 @@ def test_roo_codes_thinking_turn_and_its_tool_result_reach_the_upstream(world):
     events = _roo_post(world, body)
     starts = [data["content_block"] for name, data in events if name == "content_block_start"]
     assert [b["type"] for b in starts] == ["thinking", "tool_use"]
-    assert world.fake.requests[-1]["body"]["thinking"] == thinking
+    # Roo asks 16,384 tokens of a model whose maximum here is 8,192: clamped, with
+    # the thinking budget kept below the limit, as Anthropic requires.
+    sent = world.fake.requests[-1]["body"]
+    assert sent["max_tokens"] == world.claude.max_output_tokens == 8192
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 8191}
     thought = "".join(
         d["delta"]["thinking"]
         for n, d in events
