@@ -419,6 +419,16 @@ class Chain:
     def served(self) -> charging.Served | None:
         return self.winner.served() if self.winner is not None else None
 
+    def dropped_tools(self) -> tuple[str, ...]:
+        """The tools left out for the deployment that served (else the first one)."""
+        if self.winner is not None:
+            candidate = self.winner.candidate
+        elif self.plan.candidates:
+            candidate = self.plan.candidates[0]
+        else:
+            return ()
+        return self.plan.prepared(candidate).dropped_tools
+
     def _attempt_new(self, cand: Candidate) -> Attempt:
         # One prepared body per wire and model; the model name and the output limit
         # sent are the deployment's.

@@ -177,6 +177,7 @@ class Outcome:
     extra_cost_nano: int = 0  # what losing hedged attempts consumed (estimated)
     ttfb_ms: int | None = None
     usage_estimated: bool = False
+    dropped_tools: tuple[str, ...] = ()  # by the deployment that served
 
     @property
     def cost_nano(self) -> int:
@@ -264,4 +265,5 @@ def _event(ticket: Ticket, outcome: Outcome) -> UsageEvent:
         byok=served.byok if served else ticket.byok,
         attempts=outcome.attempts,
         route_reason=ticket.route_reason,
+        dropped_tools=",".join(outcome.dropped_tools),
     )

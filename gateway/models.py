@@ -255,6 +255,12 @@ class RequestLog(models.Model):
     byok = models.BooleanField(default=False)
     attempts = models.JSONField(default=list, blank=True)
     route_reason = models.CharField(max_length=200, blank=True, default="")
+    dropped_tools = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Tools left out because the serving upstream cannot run them",
+    )
 
     class Meta:
         ordering = ["-started_at"]

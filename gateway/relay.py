@@ -54,8 +54,7 @@ def client_headers(ticket: charging.Ticket, chain: Chain | None = None) -> dict[
         headers["x-tollgate-model"] = model.public_id
     if chain is not None and chain.records:
         headers["x-tollgate-attempted-count"] = str(len(chain.records))
-    candidate = winner.candidate if winner else chain.plan.candidates[0] if chain else None
-    dropped = chain.plan.prepared(candidate).dropped_tools if chain and candidate else ()
+    dropped = chain.dropped_tools() if chain is not None else ()
     if dropped:
         headers["x-tollgate-dropped-tools"] = ",".join(dropped)
     return headers
@@ -79,6 +78,7 @@ def outcome_of(
         extra_cost_nano=chain.extra_cost_nano,
         ttfb_ms=ttfb_ms,
         usage_estimated=usage_estimated,
+        dropped_tools=chain.dropped_tools(),
     )
 
 

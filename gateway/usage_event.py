@@ -54,6 +54,7 @@ class UsageEvent:
     byok: bool = False
     attempts: list[dict[str, Any]] = field(default_factory=list)  # the fallback chain
     route_reason: str = _bounded(200)
+    dropped_tools: str = _bounded(500)  # comma-separated, as X-Tollgate-Dropped-Tools
 
     def wire(self) -> dict[str, Any]:
         """The event as the queue carries it. Fields at their default are left out (the

@@ -32,6 +32,7 @@ from gateway.protocols.passthrough import (
     ResponsesPassthroughStream,
 )
 from gateway.protocols.request_common import TranslationError, openai_model_accepts_reasoning
+from gateway.protocols.request_openai import server_tools_split
 from gateway.protocols.sse import sse_encode
 from gateway.protocols.tokens import estimate_tokens_anthropic
 from gateway.protocols.usage import Usage
@@ -210,6 +211,18 @@ def _responses_from_anthropic(
     return responses_api.responses_from_anthropic(data, model=model, request=request)
 
 
+def _anthropic_for_openai(
+    body: dict[str, Any], upstream_model: str, max_output_tokens: int
+) -> Prepared:
+    """Anthropic's server tools (web search, code execution...) cannot run behind an
+    OpenAI-protocol upstream: they are left out and named, unless required."""
+    kept, dropped = server_tools_split(body)
+    out = translate_request.openai_request_from_anthropic(
+        kept, upstream_model=upstream_model, max_output_tokens=max_output_tokens
+    )
+    return Prepared(out, dropped)
+
+
 # --- Responses requests through the hub ----------------------------------------------
 _CHAT_PARAM_TO_RESPONSES = {
     "max_completion_tokens": "max_output_tokens",
@@ -372,7 +385,7 @@ def _build() -> dict[tuple[str, str], Route]:
         Route(
             "anthropic",
             "openai",
-            _prepared(translate_request.openai_request_from_anthropic),
+            _anthropic_for_openai,
             _anthropic_from_openai,
             _stream_anthropic_openai,
         ),

@@ -301,6 +301,50 @@ def _assistant(blocks: list[Any], param: str) -> dict[str, Any]:
 
 
 # --- tools --------------------------------------------------------------------------
+# Anthropic's server tools: they run on Anthropic's platform, so nothing behind an
+# OpenAI-protocol API can run them (Anthropic-defined client tools such as bash or the
+# text editor are not here: the client runs those, and a silent drop would hide them).
+SERVER_TOOL_PREFIXES = (
+    "web_search_",
+    "web_fetch_",
+    "code_execution_",
+    "tool_search_tool_",
+    "mcp_toolset",
+)
+
+
+def _server_tool(tool: Any) -> bool:
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    return isinstance(kind, str) and kind.startswith(SERVER_TOOL_PREFIXES)
+
+
+def server_tools_split(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The body without Anthropic server tools, and their types. A tool_choice that
+    requires a dropped tool (by name, or `any` with no tool left) is a 400: the
+    request cannot be answered as asked."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not any(_server_tool(t) for t in tools):
+        return body, ()
+    kept = [t for t in tools if not _server_tool(t)]
+    dropped = [t for t in tools if _server_tool(t)]
+    choice = body.get("tool_choice")
+    choice = choice if isinstance(choice, dict) else {}
+    kind = choice.get("type")
+    names = {t.get("name") for t in dropped}
+    if (kind == "tool" and choice.get("name") in names) or (kind == "any" and not kept):
+        raise TranslationError(
+            f"`tool_choice` requires a server tool ({', '.join(sorted(map(str, names)))}) "
+            "that only runs on Anthropic's platform, not for this model.",
+            param="tool_choice",
+        )
+    out = {**body, "tools": kept}
+    if not kept:
+        out.pop("tools")
+        if kind in ("auto", "none"):
+            out.pop("tool_choice", None)  # Chat Completions wants tools with a choice
+    return out, tuple(str(t.get("type")) for t in dropped)
+
+
 _NAME_RULE = "Tool names must be 1-64 letters, digits, underscores or dashes for this model."
 
 

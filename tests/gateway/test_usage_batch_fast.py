@@ -116,6 +116,7 @@ def _event(
             }
         ],
         "route_reason": "",
+        "dropped_tools": "web_search_20250305",
     }
     event.update(extra)
     return event
