@@ -177,10 +177,10 @@ def _tool_calls(conv: Conversation) -> list[tuple[str, str]]:
 
 
 # How agents name the path and the content of their file-writing tools (Claude Code
-# Write: file_path; opencode write: filePath; Cline write_to_file: path), and the
-# command of their shell tools (Codex exec_command: cmd; others: command).
+# Write: file_path/content; opencode write: filePath/content; Cline editor:
+# path/new_text), and the command of their shell tools (Codex exec_command: cmd).
 _PATH_KEYS = ("file_path", "filePath", "path", "absolute_path", "absolutePath", "target_file")
-_CONTENT_KEYS = ("content", "contents", "file_text", "text")
+_CONTENT_KEYS = ("content", "contents", "file_text", "new_text", "text")
 _COMMAND_KEYS = ("cmd", "command")
 _SHELL_NAMES = ("exec_command", "shell", "bash", "execute_command", "run_command")
 
@@ -210,6 +210,14 @@ def file_write_call(
         arguments = example_arguments(schema)
         arguments.update({path_key: path, content_key: content})
         return name, arguments
+    for name, schema in tools:
+        fields = list(props(schema))
+        if name == "apply_patch" and fields in (["input"], ["patchText"]):
+            # Cline's and opencode's apply_patch (for GPT model ids): one patch string
+            # adding the file.
+            added = "".join(f"+{line}\n" for line in content.split("\n"))
+            patch = f"*** Begin Patch\n*** Add File: {path}\n{added}*** End Patch"
+            return name, {fields[0]: patch}
     for name, schema in tools:
         command_key = next((k for k in _COMMAND_KEYS if k in props(schema)), None)
         if command_key and name.lower() in _SHELL_NAMES:

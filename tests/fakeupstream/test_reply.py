@@ -105,3 +105,18 @@ def test_file_write_answers_in_text_once_the_tool_result_is_back():
     plan = _writing([CLAUDE_CODE_WRITE], last_kind="tool_result")
 
     assert plan.tool_calls == [] and plan.text.startswith("Tool result:")
+
+
+def test_file_write_uses_clines_editor_or_its_apply_patch():
+    editor = (
+        "editor",
+        {"type": "object", "properties": {"path": {}, "new_text": {}, "old_text": {}}},
+    )
+    patch = ("apply_patch", {"type": "object", "properties": {"input": {"type": "string"}}})
+
+    [(name, args)] = _writing([editor]).tool_calls
+    assert (name, json.loads(args)) == ("editor", {"path": "/w/hello.txt", "new_text": "it's here"})
+    [(name, args)] = _writing([patch]).tool_calls
+    assert json.loads(args) == {
+        "input": "*** Begin Patch\n*** Add File: /w/hello.txt\n+it's here\n*** End Patch"
+    }
