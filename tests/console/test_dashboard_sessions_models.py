@@ -238,7 +238,10 @@ def test_the_models_page_lists_what_the_groups_allow(client, tenant, catalog, se
         assert text in html, text
     assert '<code id="base-openai">https://gw.example.com/v1</code>' in html
     assert '<code id="base-anthropic">https://gw.example.com</code>' in html
-    assert "Roo Code" in html and "/v1/v1/messages" in html
+    # One row per client family: the AI-SDK agents want /v1 on their Anthropic base URL.
+    assert '<code id="base-aisdk">https://gw.example.com/v1</code>' in html
+    assert '<code id="base-codex">https://gw.example.com/v1</code>' in html
+    assert "opencode" in html and "Claude Code" in html and "Roo Code" in html
 
 
 def test_the_models_page_follows_the_organisations_groups(client, tenant, catalog):
