@@ -11,6 +11,7 @@ import difflib
 import os
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from gateway.models import Deployment, Model, ModelAlias, Provider, Router
 from gateway.pricing import TokenPrices
@@ -136,6 +137,11 @@ def _derived_names(public_id: str, provider_slugs: set[str]) -> set[str]:
     return {n.lower() for n in names}
 
 
+def _plain(price: Decimal) -> str:
+    """A price as plain digits: "10", "0.3" (never Decimal's "1E+1")."""
+    return format(price.normalize(), "f")
+
+
 def catalog_snapshot_load() -> CatalogSnapshot:
     providers = {
         p.id: ProviderEntry(
@@ -192,11 +198,11 @@ def catalog_snapshot_load() -> CatalogSnapshot:
                 cache_write_1h=m.price_cache_write_1h,
             ),
             price_usd={
-                "input": str(m.price_input.normalize()),
-                "output": str(m.price_output.normalize()),
-                "cache_read": str(m.price_cache_read.normalize()),
-                "cache_write_5m": str(m.price_cache_write_5m.normalize()),
-                "cache_write_1h": str(m.price_cache_write_1h.normalize()),
+                "input": _plain(m.price_input),
+                "output": _plain(m.price_output),
+                "cache_read": _plain(m.price_cache_read),
+                "cache_write_5m": _plain(m.price_cache_write_5m),
+                "cache_write_1h": _plain(m.price_cache_write_1h),
             },
             group_ids=frozenset(group_ids.get(m.id, ())),
             deployments=tuple(deployments.get(m.id, ())),

@@ -117,6 +117,7 @@ class FakeUpstream:
         openai_cache_min_tokens: int = 1024,
         max_recorded_requests: int = 1000,
         default: Behaviour | None = None,
+        tools_when_asked: bool = False,
     ) -> None:
         self._settings: dict[str, Any] = {
             "valid_keys": None if valid_keys is None else frozenset(valid_keys),
@@ -130,6 +131,10 @@ class FakeUpstream:
         # What an unscripted request gets (`--delay-ms`, `--chunk-delay-ms`: a model's
         # pace, for benchmarks), else None: answer at once.
         self._default = default
+        # The `make run` demo: with tools offered, call one only when the user's text
+        # says "tool" (a coding agent's every turn would otherwise call its first tool,
+        # and Claude Code's first tool starts a sub-agent, which does the same...).
+        self.tools_when_asked = tools_when_asked
         self._requests: deque[dict[str, Any]] = deque(maxlen=max_recorded_requests)
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self._openai_chat,
@@ -297,6 +302,7 @@ class FakeUpstream:
             )
         conv.tool_arguments = self.tool_arguments
         conv.file_write = self.file_write
+        conv.tools_when_asked = self.tools_when_asked
         plan = plan_reply(conv)
         usage = openai_wire.usage(prompt_tokens, cached, plan)
         if body.get("stream"):
@@ -319,6 +325,7 @@ class FakeUpstream:
             )
         conv.tool_arguments = self.tool_arguments
         conv.file_write = self.file_write
+        conv.tools_when_asked = self.tools_when_asked
         plan = plan_reply(conv)
         usage = responses_render.usage(input_tokens, cached, plan)
         if body.get("stream"):
@@ -339,6 +346,7 @@ class FakeUpstream:
         cache = self.cache.anthropic(conv.model, conv.units)
         conv.tool_arguments = self.tool_arguments
         conv.file_write = self.file_write
+        conv.tools_when_asked = self.tools_when_asked
         plan = plan_reply(conv)
         uncached = conv.input_tokens() - cache.read - cache.write
         usage = anthropic_render.usage(uncached, cache, plan.output_tokens)

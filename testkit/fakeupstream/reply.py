@@ -54,6 +54,7 @@ class Conversation:
     reasoning_tokens: int = 0  # OpenAI reasoning_effort, counted but never shown
     tool_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by tool name
     file_write: tuple[str, str] | None = None  # (path, content) for the agent's own tool
+    tools_when_asked: bool = False  # the demo's rule: call a tool only if the text says "tool"
 
     def input_tokens(self) -> int:
         return sum(unit.tokens for unit in self.units)
@@ -150,6 +151,8 @@ def _tool_calls(conv: Conversation) -> list[tuple[str, str]]:
         return []
     if conv.last_kind == "tool_result" and conv.tool_mode == "auto":
         return []  # the model has what it asked for: it answers in text
+    if conv.tools_when_asked and conv.tool_mode == "auto" and "tool" not in conv.last_text.lower():
+        return []  # an agent pointed at the demo gets an answer, not a loop of sub-agents
     by_name = dict(conv.tools)
     if conv.file_write and conv.tool_mode != "tool":
         writer = file_write_call(conv.tools, *conv.file_write)

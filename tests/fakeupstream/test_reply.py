@@ -120,3 +120,18 @@ def test_file_write_uses_clines_editor_or_its_apply_patch():
     assert json.loads(args) == {
         "input": "*** Begin Patch\n*** Add File: /w/hello.txt\n+it's here\n*** End Patch"
     }
+
+
+def test_the_demo_calls_a_tool_only_when_the_user_asks_for_one():
+    def conv(text):
+        return Conversation(
+            model="m",
+            units=[],
+            last_kind="user",
+            last_text=text,
+            tools=[READ],
+            tools_when_asked=True,
+        )
+
+    assert plan_reply(conv("create notes.txt")).tool_calls == []
+    assert [name for name, _ in plan_reply(conv("use a tool")).tool_calls] == ["Read"]

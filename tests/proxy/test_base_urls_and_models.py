@@ -198,3 +198,11 @@ def test_a_bad_models_limit_is_a_400(world):
 
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_prices_are_plain_decimals(world):
+    # test-gpt-5.5 costs $10 per million output tokens: "10", never Decimal's "1E+1".
+    models = httpx.get(f"{world.url}/v1/models", headers=bearer(world)).json()["data"]
+
+    gpt = next(m for m in models if m["id"] == "test-gpt-5.5")
+    assert (gpt["pricing"]["output"], gpt["pricing"]["input"]) == ("10", "1.25")

@@ -46,6 +46,7 @@ class Command(BaseCommand):
                     url.hostname or "127.0.0.1",
                     "--port",
                     str(url.port or 8001),
+                    "--demo",
                 ],
                 cwd=settings.BASE_DIR,
             )

@@ -1,4 +1,5 @@
-"""`python manage.py fakeupstream --port N [--host H] [--delay-ms MS] [--chunk-delay-ms MS]`:
+"""`python manage.py fakeupstream --port N [--host H] [--delay-ms MS] [--chunk-delay-ms MS]
+[--demo]`:
 serve the fake OpenAI/Anthropic upstream (testkit.fakeupstream) with uvicorn, for the
 `make run` demo and benchmarks. The delays give every unscripted answer a model's pace:
 that long before the first byte, and between stream events.
@@ -38,6 +39,11 @@ class Command(BaseCommand):
             default=0,
             help="wait this long between stream events (default 0)",
         )
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="the `make run` demo: call a tool only when the user's text says 'tool'",
+        )
 
     def handle(
         self,
@@ -47,11 +53,14 @@ class Command(BaseCommand):
         valid_keys: list[str] | None,
         delay_ms: int,
         chunk_delay_ms: int,
+        demo: bool = False,
         **options: object,
     ) -> None:
         paced = Behaviour.parse({"delay_ms": delay_ms, "chunk_delay_ms": chunk_delay_ms})
         app = FakeUpstream(
-            valid_keys=valid_keys, default=paced if delay_ms or chunk_delay_ms else None
+            valid_keys=valid_keys,
+            default=paced if delay_ms or chunk_delay_ms else None,
+            tools_when_asked=demo,
         )
         self.stdout.write(
             f"fake upstream on http://{host}:{port} (OpenAI base URL /v1, Anthropic base URL /)"
