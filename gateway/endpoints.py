@@ -79,9 +79,13 @@ def api_path(path: str) -> str | None:
     return None
 
 
+_PROBES = frozenset({"/", "/v1", "/v1/", "/api/hello"})
+
+
 def is_probe(method: str, path: str) -> bool:
-    """Claude Code's connectivity check (HEAD /) and its like on the API root."""
-    return method == "HEAD" and path in ("/", "/v1", "/v1/")
+    """Connectivity checks: Claude Code's preconnect (`HEAD {base}/api/hello`), and
+    HEAD on the root or the API root."""
+    return method == "HEAD" and path in _PROBES
 
 
 class ProxyApp:

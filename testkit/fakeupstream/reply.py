@@ -20,6 +20,10 @@ MEDIA_TOKENS = 100  # one image or document
 THINKING_TEXT = "Let me think about this request."
 NARRATE_TRIGGER = "narrate"
 PARALLEL_TRIGGER = "parallel"
+# What the demo's "model" may call: tools that only read (agents' own names for them).
+DEMO_TOOLS = frozenset(
+    {"read", "read_file", "ls", "list_files", "list_dir", "glob", "grep", "search_files"}
+)
 
 # A word with the whitespace before it: one output token and one stream chunk.
 _WORD = re.compile(r"\s*\S+")
@@ -151,8 +155,14 @@ def _tool_calls(conv: Conversation) -> list[tuple[str, str]]:
         return []
     if conv.last_kind == "tool_result" and conv.tool_mode == "auto":
         return []  # the model has what it asked for: it answers in text
-    if conv.tools_when_asked and conv.tool_mode == "auto" and "tool" not in conv.last_text.lower():
-        return []  # an agent pointed at the demo gets an answer, not a loop of sub-agents
+    if conv.tools_when_asked and conv.tool_mode == "auto":
+        # The demo: an agent gets an answer, not a loop (Claude Code's first tool starts
+        # a sub-agent, whose first tool starts another...). Only when the text asks for
+        # a tool, and only a read-only one.
+        if "tool" not in conv.last_text.lower():
+            return []
+        safe = [(name, schema) for name, schema in conv.tools if name.lower() in DEMO_TOOLS]
+        return [(name, json.dumps(example_arguments(schema))) for name, schema in safe[:1]]
     by_name = dict(conv.tools)
     if conv.file_write and conv.tool_mode != "tool":
         writer = file_write_call(conv.tools, *conv.file_write)

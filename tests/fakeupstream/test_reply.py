@@ -135,3 +135,19 @@ def test_the_demo_calls_a_tool_only_when_the_user_asks_for_one():
 
     assert plan_reply(conv("create notes.txt")).tool_calls == []
     assert [name for name, _ in plan_reply(conv("use a tool")).tool_calls] == ["Read"]
+
+
+def test_the_demo_never_calls_a_tool_that_could_start_a_loop():
+    agent = ("Agent", {"type": "object", "properties": {"prompt": {"type": "string"}}})
+    conv = Conversation(
+        model="m",
+        units=[],
+        last_kind="user",
+        last_text="use a tool",
+        tools=[agent, SHELL, CLAUDE_CODE_WRITE],
+        tools_when_asked=True,
+    )
+
+    plan = plan_reply(conv)
+
+    assert plan.tool_calls == [] and plan.text == "Echo: use a tool"

@@ -68,7 +68,7 @@ def test_anthropic_sdk_with_v1_in_its_base_url_is_served(world):
 
 
 def test_claude_codes_head_probe_is_answered_200_without_a_key(world):
-    for path in ("/", "/v1"):
+    for path in ("/", "/v1", "/api/hello"):  # Claude Code's is HEAD {base}/api/hello
         response = httpx.head(f"{world.url}{path}")
         assert response.status_code == 200
 
