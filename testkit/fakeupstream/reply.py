@@ -224,13 +224,13 @@ def file_write_call(
         arguments.update({path_key: path, content_key: content})
         return name, arguments
     for name, schema in tools:
-        fields = list(props(schema))
-        if name == "apply_patch" and fields in (["input"], ["patchText"]):
+        keys = list(props(schema))
+        if name == "apply_patch" and keys in (["input"], ["patchText"]):
             # Cline's and opencode's apply_patch (for GPT model ids): one patch string
             # adding the file.
             added = "".join(f"+{line}\n" for line in content.split("\n"))
             patch = f"*** Begin Patch\n*** Add File: {path}\n{added}*** End Patch"
-            return name, {fields[0]: patch}
+            return name, {keys[0]: patch}
     for name, schema in tools:
         command_key = next((k for k in _COMMAND_KEYS if k in props(schema)), None)
         if command_key and name.lower() in _SHELL_NAMES:
