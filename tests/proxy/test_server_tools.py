@@ -94,3 +94,30 @@ def test_an_anthropic_upstream_gets_its_server_tools(world):
     )
 
     assert world.fake.requests[-1]["body"]["tools"][1] == WEB_SEARCH
+
+
+def test_a_tool_loop_that_lost_its_thinking_block_is_continued_without_thinking(world):
+    # Roo Code's and Cline's Anthropic providers drop the thinking block from history
+    # while thinking stays on; Anthropic (and the fake) refuse that continuation.
+    message = sdk(world).messages.create(
+        model="claude-test-4.6",
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=[READ],
+        messages=[
+            {"role": "user", "content": "read it"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}],
+            },
+        ],
+    )
+
+    assert message.content[-1].text == "Tool result: ok"
+    assert "thinking" not in world.fake.requests[-1]["body"]
