@@ -44,7 +44,7 @@ from gateway.asgi_io import (
 )
 from gateway.attempts import Chain
 from gateway.context import RequestContext
-from gateway.protocols import registry, tokens
+from gateway.protocols import registry, shapes, tokens
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.passthrough import json_loads_object
 from gateway.runtime import runtime
@@ -177,6 +177,7 @@ class ProxyApp:
         ticket.model = admitted.model
         ticket.route_reason = admitted.route_reason
         _body_check(ctx.protocol, body, required)
+        shapes.request_shape_check(ctx.protocol, body)
         ticket.stream = bool(body.get("stream"))
         latency_budget_ms = admission.header_int(
             ctx.headers, "x-tollgate-max-latency-ms", minimum=1
@@ -226,6 +227,8 @@ class ProxyApp:
         key = await admission.authenticate(ctx.headers, runtime.key_info)
         ticket.key = key
         _, body = await _read_json(receive)
+        _body_check("anthropic", body, "messages")
+        shapes.request_shape_check("anthropic", body)
         snapshot = await runtime.catalog()
         entry = admission.model_resolve(snapshot, key, admission.requested_model(body))
         byok_keys = await runtime.byok_keys(key.organisation_id)

@@ -51,7 +51,9 @@ def _plain_rest(text: str, prefix: str) -> str | None:
 
 
 def _b64encode(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+    # "surrogatepass": a lone surrogate (a JSON "\ud800" escape) round-trips too.
+    raw = text.encode("utf-8", "surrogatepass")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
 def _b64decode(data: str) -> str | None:
@@ -59,7 +61,8 @@ def _b64decode(data: str) -> str | None:
     if data and not _is_id_chars(data):
         return None
     try:
-        text = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8")
+        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        text = raw.decode("utf-8", "surrogatepass")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
     return text if _b64encode(text) == data else None

@@ -305,7 +305,10 @@ class ResponsesPassthroughStream:
 
 def json_loads_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be a JSON object (raises ValueError otherwise)."""
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the request body must be a JSON object")
     return data

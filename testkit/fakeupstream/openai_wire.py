@@ -275,7 +275,16 @@ def parse_chat(body: Any) -> Conversation:
         conv.tool_mode, conv.forced_tool = "tool", choice["function"].get("name")
     conv.parallel = body.get("parallel_tool_calls") is not False
     stop = body.get("stop")
-    conv.stop = [stop] if isinstance(stop, str) else [s for s in stop or () if isinstance(s, str)]
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    ):
+        raise openai_error(
+            "Invalid type for 'stop': expected one of a string or array of strings, but got "
+            f"{'an integer' if isinstance(stop, int) else 'another type'} instead.",
+            param="stop",
+            code="invalid_type",
+        )
+    conv.stop = [stop] if isinstance(stop, str) else list(stop or ())
     limit = body.get("max_completion_tokens")
     conv.max_tokens = limit if limit is not None else body.get("max_tokens")
     conv.reasoning_tokens = REASONING_TOKENS.get(body.get("reasoning_effort") or "none", 0)

@@ -78,3 +78,13 @@ def test_any_anthropic_id_round_trips_through_openai(anthropic_id: str) -> None:
 def test_distinct_ids_stay_distinct(first: str, second: str) -> None:
     if first != second:
         assert tool_id_to_anthropic(first) != tool_id_to_anthropic(second)
+
+
+def test_an_id_with_a_lone_surrogate_round_trips() -> None:
+    # JSON allows "\ud800" escapes; such an id must not crash the translation.
+    openai_id = "call_\ud800x"
+
+    anthropic_id = tool_id_to_anthropic(openai_id)
+
+    assert ANTHROPIC_ID.match(anthropic_id)
+    assert tool_id_to_openai(anthropic_id) == openai_id
