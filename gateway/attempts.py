@@ -53,6 +53,7 @@ class AttemptFailed(Exception):
         rest: float | None = None,
         count_failure: bool = True,
         skip_deployment: bool = False,
+        transient: bool = False,
     ) -> None:
         super().__init__(error.message)
         self.error = error
@@ -60,6 +61,7 @@ class AttemptFailed(Exception):
         self.rest = rest  # seconds this deployment should rest
         self.count_failure = count_failure  # towards the circuit breaker
         self.skip_deployment = skip_deployment  # not even with another key
+        self.transient = transient  # a dropped connection: worth one more try there
 
 
 # --- classifying failures ------------------------------------------------------------
@@ -173,6 +175,7 @@ def transport_failure(cand: Candidate, exc: BaseException) -> AttemptFailed:
         gw = GatewayError(
             502, f"Could not reach {cand.label}: {detail}", code="upstream_unreachable"
         )
+        return AttemptFailed(gw, retryable=True, transient=True)
     return AttemptFailed(gw, retryable=True)
 
 
@@ -337,6 +340,7 @@ async def stream_open(attempt: Attempt) -> OpenStream:
                         code="upstream_stream_dropped",
                     ),
                     retryable=True,
+                    transient=True,
                 ) from None
             for event in parser.feed(chunk):
                 preamble.extend(adapter.feed(event))
@@ -362,6 +366,7 @@ async def stream_open(attempt: Attempt) -> OpenStream:
                 code="upstream_stream_dropped",
             ),
             retryable=True,
+            transient=True,
         ) from exc
     except BaseException:
         await response.aclose()
@@ -446,8 +451,12 @@ class Chain:
         return Attempt(chain=self, candidate=cand, body=json_dumps(prepared))
 
     async def _guarded(self, run: Callable[[Attempt], Awaitable[T]], attempt: Attempt) -> T:
-        """Run an attempt; anything unexpected it raises (a malformed upstream answer
-        the parsers choke on) is a failure of that deployment, not of the gateway."""
+        """Run an attempt; anything unexpected it raises is a failure of this attempt,
+        answered 502. It is not held against the deployment's health: the upstream
+        answered, and whether its answer or the gateway's reading of it is at fault
+        cannot be told here (requests are shape-checked first, so the client's body is
+        not the cause). Nor is it tried elsewhere: the same reading would likely fail
+        again, and every try is paid for upstream."""
         try:
             return await run(attempt)
         except (AttemptFailed, asyncio.CancelledError):
@@ -462,7 +471,8 @@ class Chain:
                     f"{attempt.candidate.label} sent a response the gateway could not read.",
                     code="upstream_malformed",
                 ),
-                retryable=True,
+                retryable=False,
+                count_failure=False,
             ) from exc
 
     @staticmethod
@@ -470,6 +480,7 @@ class Chain:
         if failure.count_failure or failure.rest:
             await runtime.health.record_failure(
                 cand.health_key,
+                organisation_id=cand.organisation_id,
                 rest_seconds=failure.rest if failure.rest else None,
                 count=failure.count_failure,
             )
@@ -490,19 +501,24 @@ class Chain:
         for cand in self.plan.candidates:
             if cand.deployment.id in skip_deployments:
                 continue
-            attempt = self._attempt_new(cand)
-            try:
-                result = await self._guarded(run, attempt)
-            except AttemptFailed as failure:
-                if failure.skip_deployment:
-                    skip_deployments.add(cand.deployment.id)
-                failures.append((cand, failure))
-                await self._note_failure(cand, failure)
-                if not failure.retryable:
+            for again in (False, True):
+                attempt = self._attempt_new(cand)
+                try:
+                    result = await self._guarded(run, attempt)
+                except AttemptFailed as failure:
+                    if failure.transient and not again:
+                        continue  # a dropped connection: once more before it counts
+                    if failure.skip_deployment:
+                        skip_deployments.add(cand.deployment.id)
+                    failures.append((cand, failure))
+                    await self._note_failure(cand, failure)
                     break
-                continue
-            await runtime.health.record_success(cand.health_key)
-            return attempt, result
+                await runtime.health.record_success(
+                    cand.health_key, organisation_id=cand.organisation_id
+                )
+                return attempt, result
+            if not failures[-1][1].retryable:
+                break
         raise failure_summary(failures)
 
     async def _hedged(self, run: Callable[[Attempt], Awaitable[T]]) -> tuple[Attempt, T]:
@@ -593,6 +609,9 @@ class Chain:
             raise
         if winner is None:
             raise failure_summary(failures)
-        await runtime.health.record_success(winner[0].candidate.health_key)
+        served = winner[0].candidate
+        await runtime.health.record_success(
+            served.health_key, organisation_id=served.organisation_id
+        )
         await cancel_losers()
         return winner

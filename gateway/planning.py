@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.catalog import DeploymentEntry, ModelEntry
+from gateway.health import scoped
 from gateway.models import ProviderKeyMode
 from gateway.protocols import registry
 from gateway.protocols.errors import GatewayError
@@ -155,26 +156,34 @@ async def candidates_for(
 
 
 async def candidates_usable(candidates: list[Candidate]) -> list[Candidate]:
-    """Drop resting candidates while others remain; answer 429 with a Retry-After
-    when every one of them rests."""
+    """Drop resting candidates while others remain (a deployment rests for everyone,
+    or for this organisation only: gateway.health). When every one rests, one request
+    at a time probes the one back soonest; the others are answered 429 with a
+    Retry-After rather than hammering the upstream."""
     health = runtime.health
     now = time.time()
-    usable, resting = [], []
+    usable: list[Candidate] = []
+    resting: list[tuple[float, Candidate, str]] = []
     for cand in candidates:
-        left = health.resting(cand.health_key, now)
+        keys = (cand.health_key, scoped(cand.health_key, cand.organisation_id))
+        left, key = max((health.resting(k, now), k) for k in keys)
         if left > 0:
-            resting.append((left, cand))
-        elif health.needs_probe(cand.health_key) and len(candidates) > 1:
-            if await health.probe_acquire(cand.health_key):
+            resting.append((left, cand, key))
+            continue
+        probing = next((k for k in keys if health.needs_probe(k)), None)
+        if probing is not None and len(candidates) > 1:
+            if await health.probe_acquire(probing):
                 usable.append(cand)  # this request probes the half-open deployment
             else:
-                resting.append((1.0, cand))
+                resting.append((1.0, cand, probing))
         else:
             usable.append(cand)
     if usable:
         return usable
-    wait = min(left for left, _ in resting)
-    names = ", ".join(sorted({c.label for _, c in resting}))
+    wait, soonest, key = min(resting, key=lambda r: r[0])
+    if await health.probe_acquire(key):
+        return [soonest]  # everything rests: this request checks whether it still must
+    names = ", ".join(sorted({c.label for _, c, _ in resting}))
     raise GatewayError(
         429,
         f"Every provider of this model is resting after rate limits or failures "

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from billing.models import LedgerEntry
+from gateway.health import scoped
 from gateway.models import RequestLog
 from gateway.runtime import runtime
 from testkit.observe import recorded_events
@@ -154,7 +155,10 @@ def test_repeated_failures_open_the_circuit_breaker(chain):
     assert upstream_models(world) == ["gpt-a", "gpt-b"] * 3
     chain.create()
     assert upstream_models(world)[-1] == "gpt-b"  # gpt-a is out for a while
-    assert runtime.health.resting(str(chain.model.deployments.get(upstream_model="gpt-a").pk))
+    key = str(chain.model.deployments.get(upstream_model="gpt-a").pk)
+    # One organisation saw the failures: gpt-a rests for it alone (test_health_fairness).
+    assert runtime.health.resting(scoped(key, world.organisation.pk))
+    assert not runtime.health.resting(key)
 
 
 def test_a_stream_dropped_before_the_first_byte_falls_back(chain):
@@ -346,7 +350,7 @@ def test_a_rested_deployment_is_probed_back_in(chain):
     world.fake.script("gpt-a", [{"status": 502}] * 3)
     for _ in range(3):
         chain.create()
-    key = str(chain.model.deployments.get(upstream_model="gpt-a").pk)
+    key = scoped(str(chain.model.deployments.get(upstream_model="gpt-a").pk), world.organisation.pk)
     assert runtime.health.resting(key) > 0
     runtime.health.rest_until[key] = 0.0  # as if the rest had run out
     assert runtime.health.needs_probe(key)
