@@ -12,6 +12,7 @@ fake). The secret key is passed per call rather than stored on the module.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import stripe
@@ -47,8 +48,22 @@ def checkout_session_create(*, idempotency_key: str, **params: Any) -> dict[str,
     return session.to_dict()
 
 
+WEBHOOK_TOLERANCE_SECONDS = 300  # Stripe's default, both ways
+
+
 def webhook_event_verify(*, payload: bytes, signature: str | None) -> None:
     """Raise `stripe.SignatureVerificationError` (or ValueError for a malformed body)
-    unless `payload` was signed with STRIPE_WEBHOOK_SECRET within Stripe's tolerance."""
+    unless `payload` was signed with STRIPE_WEBHOOK_SECRET within Stripe's tolerance.
+    The SDK checks only that a signature is not too old; one dated in the future
+    (a replay window an attacker with a leaked signature could widen) is refused too."""
     sdk = stripe_configure()
-    sdk.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+    sdk.Webhook.construct_event(
+        payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=WEBHOOK_TOLERANCE_SECONDS
+    )
+    stamps = [
+        part.partition("=")[2] for part in (signature or "").split(",") if part.startswith("t=")
+    ]
+    if not stamps or not stamps[0].isdigit():
+        raise sdk.SignatureVerificationError("No timestamp in the signature", signature)
+    if int(stamps[0]) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        raise sdk.SignatureVerificationError("Timestamp in the future", signature)

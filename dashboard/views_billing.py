@@ -62,24 +62,22 @@ def _render_billing(
     request: HttpRequest, membership: Membership, form: TopUpForm | None, status: int = 200
 ) -> HttpResponse:
     organisation = membership.organisation
-    can_write = membership.has_role(Role.ADMIN)
     page = Paginator(ledger_entries_for(organisation=organisation), LEDGER_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     percent, launch = topup_fee_percent()
-    if can_write and form is None:
+    if form is None:
         form = TopUpForm(initial={"amount": f"{settings.TOLLGATE_TOPUP_MIN_USD:f}"})
     return render(
         request,
         "dashboard/billing.html",
         {
             "membership": membership,
-            "can_write": can_write,
             "balance": format_usd(balance_get(organisation=organisation), places=4),
             "page": page,
             "entries": [(e, format_usd(e.amount_nano, places=6)) for e in page.object_list],
             "topups": list(topups_for(organisation=organisation)[:10]),
-            "form": form if can_write else None,
+            "form": form,
             "stripe_enabled": stripe_enabled(),
             "fee_percent": percent.normalize(),
             "standard_fee_percent": settings.TOLLGATE_TOPUP_FEE_PERCENT.normalize(),
@@ -94,7 +92,7 @@ def _render_billing(
 @login_required
 @require_GET
 def billing(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
-    membership = membership_for(request, org)
+    membership = membership_for(request, org, minimum=Role.ADMIN)
     if request.GET.get("topup") == "cancelled":
         messages.info(request, "Top-up cancelled: nothing was charged.")
     return _render_billing(request, membership, None)
@@ -137,7 +135,7 @@ def billing_topup(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
 @require_GET
 def billing_topup_return(request: AuthenticatedHttpRequest, org: str) -> HttpResponse:
     """Where Stripe sends the payer back: shows that top-up's state, nothing more."""
-    membership = membership_for(request, org)
+    membership = membership_for(request, org, minimum=Role.ADMIN)
     found = topup_for_session(
         organisation=membership.organisation, session_id=request.GET.get("session_id", "")
     )
@@ -149,7 +147,7 @@ def billing_topup_return(request: AuthenticatedHttpRequest, org: str) -> HttpRes
 @login_required
 @require_GET
 def billing_topup_status(request: AuthenticatedHttpRequest, org: str, topup: str) -> HttpResponse:
-    membership = membership_for(request, org)
+    membership = membership_for(request, org, minimum=Role.ADMIN)
     found = topup_get(organisation=membership.organisation, public_id=topup)
     if found is None:
         raise Http404("No such top-up")

@@ -40,7 +40,7 @@ def _topup_url(org="acme"):
     return reverse("dashboard:billing_topup", args=[org])
 
 
-def test_members_see_balance_and_history_but_no_top_up_form(client, tenant, fake_stripe):
+def test_billing_is_for_owners_and_admins_only(client, tenant, fake_stripe):
     ledger_post(
         organisation=tenant.organisation,
         kind=EntryKind.TRIAL,
@@ -49,11 +49,14 @@ def test_members_see_balance_and_history_but_no_top_up_form(client, tenant, fake
         memo="Trial credit",
     )
     client.force_login(tenant.member)
-    page = client.get(_billing()).content.decode()
-    assert "$3.0000" in page
-    assert "Trial credit" in page
-    assert 'name="amount"' not in page
-    assert "Ask an admin or owner" in page
+    assert client.get(_billing()).status_code == 404
+    assert client.get(reverse("dashboard:billing_topup", args=["acme"])).status_code == 404
+    overview = client.get(reverse("dashboard:overview", args=["acme"])).content.decode()
+    assert f'href="{_billing()}"' not in overview
+    for user in (tenant.admin, tenant.owner):
+        client.force_login(user)
+        page = client.get(_billing()).content.decode()
+        assert "$3.0000" in page and "Trial credit" in page
 
 
 def test_admins_see_the_fee_and_a_top_up_form(client, tenant, fake_stripe):
@@ -81,7 +84,7 @@ def test_ledger_history_is_paginated(client, tenant):
             idempotency_key=f"p{i}",
             memo=f"entry-{i:02d}",
         )
-    client.force_login(tenant.member)
+    client.force_login(tenant.admin)
     first = client.get(_billing()).content.decode()
     second = client.get(_billing() + "?page=2").content.decode()
     assert "entry-29" in first and "entry-05" in first and "entry-04" not in first
@@ -202,6 +205,6 @@ def test_anonymous_visitors_are_sent_to_log_in(client, tenant, topup):
 
 
 def test_the_nav_links_to_billing(client, tenant):
-    client.force_login(tenant.member)
+    client.force_login(tenant.admin)
     page = client.get(reverse("dashboard:overview", args=["acme"])).content.decode()
     assert f'href="{_billing()}"' in page

@@ -1,6 +1,7 @@
 """Stripe webhooks: signed events, replays, out-of-order delivery, refunds, disputes."""
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -137,8 +138,17 @@ def test_a_bad_signature_is_refused_and_credits_nothing(client, tenant, topup, f
     assert client.post(WEBHOOK_URL, data="{}", content_type="application/json").status_code == 400
     stale = deliver(client, event, timestamp=1_500_000_000)  # outside Stripe's tolerance
     assert stale.status_code == 400
+    ahead = deliver(client, event, timestamp=int(time.time()) + 3600)  # an hour ahead
+    assert ahead.status_code == 400
     assert _balance(tenant) == 0
     assert not StripeEvent.objects.exists()
+
+
+def test_a_signature_a_minute_ahead_is_clock_skew_and_accepted(client, tenant, topup, fake_stripe):
+    event = stripe_event("checkout.session.completed", _paid_session(fake_stripe, topup))
+
+    assert deliver(client, event, timestamp=int(time.time()) + 60).status_code == 200
+    assert _balance(tenant) > 0
 
 
 def test_a_tampered_body_is_refused(client, tenant, topup, fake_stripe):
