@@ -47,7 +47,7 @@ from gateway.context import RequestContext
 from gateway.protocols import registry, shapes, tokens
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.passthrough import json_loads_object
-from gateway.runtime import runtime
+from gateway.runtime import DEPENDENCY_ERRORS, dependency_unavailable, runtime
 
 log = logging.getLogger("tollgate.proxy")
 
@@ -145,6 +145,15 @@ class ProxyApp:
             answer = registry.route(protocol, protocol)
             body = answer.error_body(error, ticket.ctx.request_id)
             await send_json(send, answer.client_status(error), body, headers)
+        except DEPENDENCY_ERRORS as exc:
+            # Redis or the database is down or stalled: retryable, and said so.
+            log.warning("%s: a dependency failed: %r", ticket.ctx.request_id, exc)
+            unavailable = dependency_unavailable(exc)
+            await charging.settle(ticket, _failed(ticket, chain, 503, "error", unavailable))
+            answer = registry.route(protocol, protocol)
+            body = answer.error_body(unavailable, ticket.ctx.request_id)
+            headers = {**relay.client_headers(ticket, chain), **(unavailable.headers or {})}
+            await send_json(send, 503, body, headers)
         except Exception:
             log.exception("unhandled error in %s", ticket.ctx.request_id)
             internal = GatewayError(

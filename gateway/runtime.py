@@ -23,12 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
+from redis.exceptions import RedisError
 
 from billing.credit import CreditStore, LocalCreditStore, RedisCreditStore
 from gateway.admission import KeyInfo, key_info_load
 from gateway.catalog import CatalogSnapshot, catalog_snapshot_load
 from gateway.health import DeploymentHealth
+from gateway.protocols.errors import GatewayError
 from gateway.upstream import Upstream
 from gateway.usage import LocalUsageQueue, RedisUsageQueue, UsageFlusher, UsageQueue
 from gateway.usage_event import UsageEvent
@@ -235,23 +237,33 @@ class Runtime:
         local_generation = self._key_generation
         info: KeyInfo | None = None
         found = False
-        if self.redis is not None:
-            raw, shared_generation = await self.redis.mget(
-                f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}"
-            )
-            if raw is not None:
-                info, found = KeyInfo.loads(raw), True
-        if not found:
-            info = await self.run_db(key_info_load, secret_hash)
-            if info is not None and self.redis is not None:
-                await self._key_fill(
-                    keys=[f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}"],
-                    args=[
-                        info.dumps(),
-                        settings.TOLLGATE_CACHE_TTL_SECONDS * 10,
-                        shared_generation or b"0",
-                    ],
+        shared_generation: bytes | None = None
+        try:
+            if self.redis is not None:
+                raw, shared_generation = await self.redis.mget(
+                    f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}"
                 )
+                if raw is not None:
+                    info, found = KeyInfo.loads(raw), True
+            if not found:
+                info = await self.run_db(key_info_load, secret_hash)
+                if info is not None and self.redis is not None:
+                    await self._key_fill(
+                        keys=[f"tg:key:{secret_hash}", f"tg:keygen:{secret_hash}"],
+                        args=[
+                            info.dumps(),
+                            settings.TOLLGATE_CACHE_TTL_SECONDS * 10,
+                            shared_generation or b"0",
+                        ],
+                    )
+        except DEPENDENCY_ERRORS as exc:
+            # Stale-if-error: a key seen before keeps working while the database or
+            # Redis is away (a revocation always removes it from memory first).
+            if cached is not None and cached[0] is not None:
+                log.warning("key lookup failed (%s): serving the cached key", exc)
+                self._keys[secret_hash] = (cached[0], now + STALE_RETRY_SECONDS)
+                return cached[0]
+            raise dependency_unavailable(exc) from exc
         if self._key_generation == local_generation:
             ttl = settings.TOLLGATE_CACHE_TTL_SECONDS if info is not None else NEGATIVE_TTL
             self._keys[secret_hash] = (info, now + ttl)
@@ -263,9 +275,40 @@ class Runtime:
         cached = self._byok.get(organisation_id)
         if cached is not None and cached[1] > now:
             return cached[0]
-        keys = await self.run_db(_byok_load, organisation_id)
+        try:
+            keys = await self.run_db(_byok_load, organisation_id)
+        except DEPENDENCY_ERRORS as exc:
+            if cached is None:
+                raise dependency_unavailable(exc) from exc
+            log.warning(
+                "provider keys of %s not read (%s): serving the cached", organisation_id, exc
+            )
+            self._byok[organisation_id] = (cached[0], now + STALE_RETRY_SECONDS)
+            return cached[0]
         self._byok[organisation_id] = (keys, now + settings.TOLLGATE_CACHE_TTL_SECONDS)
         return keys
+
+
+# What a dependency that is down or stalled raises: the database's errors, Redis's, and
+# a timeout. A cached value is served instead where there is one (for this long before
+# the next try); else the client gets a retryable 503.
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseError,
+    RedisError,
+    OSError,
+    TimeoutError,
+)
+STALE_RETRY_SECONDS = 5.0
+
+
+def dependency_unavailable(exc: BaseException) -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway cannot reach its database or cache right now; retry shortly.",
+        code="dependency_unavailable",
+        type="service_unavailable",
+        headers={"retry-after": "5"},
+    )
 
 
 def _byok_load(organisation_id: int) -> dict[int, tuple[str, str]]:
