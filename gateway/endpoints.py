@@ -64,6 +64,9 @@ COMPLETIONS = {
 _API_ROOTS = frozenset({"messages", "chat", "responses", "models"})
 
 
+MAX_HEADERS = 100  # browsers send ~20, SDKs ~15, Claude Code ~25
+
+
 def api_path(path: str) -> str | None:
     """The API path a request means, or None if it is not for the API (the console).
     Forgotten or doubled `/v1` prefixes and doubled slashes (a base URL with a
@@ -97,6 +100,18 @@ class ProxyApp:
             await send({"type": "http.response.body", "body": b""})
             return
         path = api_path(incoming.path) or incoming.path
+        if len(scope["headers"]) > MAX_HEADERS:
+            protocol = COMPLETIONS.get(path, (_protocol_guess(path), ""))[0]
+            too_many = GatewayError(
+                431,
+                f"The request has {len(scope['headers'])} headers; at most {MAX_HEADERS} are "
+                "accepted.",
+                code="too_many_headers",
+                type="invalid_request_error",
+            )
+            body = registry.route(protocol, protocol).error_body(too_many, "")
+            await send_json(send, 431, body)
+            return
         completion = COMPLETIONS.get(path)
         protocol = completion[0] if completion else _protocol_guess(path)
         ticket = charging.Ticket(RequestContext(protocol, incoming))

@@ -109,3 +109,19 @@ def test_a_lone_surrogate_in_a_tool_call_id_across_protocols_is_no_5xx(world):
     response = post(world, "/v1/chat/completions", TOOL_LOOP_WITH_A_SURROGATE)
 
     assert response.status_code < 500, response.text
+
+
+def test_too_many_headers_is_a_431_without_a_lookup(world):
+    headers = [("authorization", f"Bearer {world.secret}")]
+    headers += [(f"x-pad-{n}", "1") for n in range(150)]
+
+    response = httpx.post(
+        f"{world.url}/v1/chat/completions",
+        json={"model": "test-gpt-5.5", "messages": HI},
+        headers=headers,
+        timeout=30,
+    )
+
+    assert response.status_code == 431
+    assert response.json()["error"]["code"] == "too_many_headers"
+    assert world.fake.requests == []
