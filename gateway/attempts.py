@@ -15,6 +15,7 @@ the client can still fall back invisibly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ from gateway.planning import Candidate, Plan
 from gateway.protocols import registry
 from gateway.protocols.errors import GatewayError, UpstreamError, upstream_error_parse
 from gateway.protocols.output_limits import output_limit_apply
+from gateway.protocols.secrets_mask import mask_in, mask_secrets
 from gateway.protocols.sse import SSEParser
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
@@ -167,6 +169,55 @@ def classify(
     return AttemptFailed(gw, retryable=False, count_failure=False)
 
 
+# Upstream error statuses relayed as the upstream wrote them to a client of its own
+# protocol. Not 401/403/404: those are about the gateway's credentials or catalog, not
+# the client's request, and are answered in the gateway's words.
+RELAYED_STATUSES = frozenset({400, 409, 413, 422, 429, 500, 502, 503, 504, 529})
+_FORWARDED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+
+
+def upstream_error_masked(error: UpstreamError, cand: Candidate) -> UpstreamError:
+    """The upstream's error with credentials masked (it may echo the key it got)."""
+    known = (cand.api_key,)
+    return dataclasses.replace(
+        error,
+        message=mask_secrets(error.message, known),
+        body=mask_in(error.body, known) if error.body is not None else None,
+    )
+
+
+def upstream_error_relayed(
+    gw: GatewayError,
+    error: UpstreamError,
+    headers: httpx2.Headers | None,
+    *,
+    client: str,
+    wire: str,
+) -> GatewayError:
+    """What the client is told: for its own protocol, the upstream's status and body
+    as they were (the provider is named in X-Tollgate-Provider, not in the message);
+    and the upstream's rate-limit headers (retry-after, retry-after-ms, x-ratelimit-*,
+    anthropic-ratelimit-*), which SDKs and agents time their retries by."""
+    forwarded = {}
+    if headers is not None and error.status in (429, 503, 529):
+        forwarded = {
+            name: value
+            for name, value in headers.items()
+            if name.startswith(_FORWARDED_PREFIXES) or name in ("retry-after", "retry-after-ms")
+        }
+    if forwarded:
+        gw = dataclasses.replace(gw, headers={**(gw.headers or {}), **forwarded})
+    if client == wire and error.body is not None and error.status in RELAYED_STATUSES:
+        gw = dataclasses.replace(
+            gw,
+            status=error.status,
+            message=error.message,
+            upstream_body=error.body,
+            upstream_wire=wire,
+        )
+    return gw
+
+
 def transport_failure(cand: Candidate, exc: BaseException) -> AttemptFailed:
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         gw = GatewayError(504, f"{cand.label} did not answer in time.", code="upstream_timeout")
@@ -252,8 +303,11 @@ class Attempt:
             raise failure from exc
 
     def failed(self, status: int, content: bytes, headers: httpx2.Headers) -> AttemptFailed:
-        error = upstream_error_parse(status, content)
+        error = upstream_error_masked(upstream_error_parse(status, content), self.candidate)
         failure = classify(self.candidate, error, headers)
+        failure.error = upstream_error_relayed(
+            failure.error, error, headers, client=self.chain.ctx.protocol, wire=self.candidate.wire
+        )
         self.log(status, error.message, error_type=failure.error.code or "")
         return failure
 
@@ -345,7 +399,7 @@ async def stream_open(attempt: Attempt) -> OpenStream:
             for event in parser.feed(chunk):
                 preamble.extend(adapter.feed(event))
         if adapter.error is not None and not adapter.emitted_content:
-            failure = classify(cand, adapter.error)
+            failure = classify(cand, upstream_error_masked(adapter.error, cand))
             attempt.log(
                 adapter.error.status, adapter.error.message, error_type=failure.error.code or ""
             )
@@ -383,7 +437,8 @@ def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayE
     if len(failures) == 1:
         return last
     tried = "; ".join(
-        f"({i}) {f.error.status} {f.error.message}" for i, (_, f) in enumerate(failures, 1)
+        f"({i}) {c.label}: {f.error.status} {f.error.message.removeprefix(c.label + ' ')}"
+        for i, (c, f) in enumerate(failures, 1)
     )
     return GatewayError(
         last.status,
@@ -391,6 +446,8 @@ def failure_summary(failures: list[tuple[Candidate, AttemptFailed]]) -> GatewayE
         code=last.code or "all_attempts_failed",
         type=last.type,
         headers=last.headers,
+        upstream_body=last.upstream_body,
+        upstream_wire=last.upstream_wire,
     )
 
 

@@ -35,6 +35,7 @@ from gateway.attempts import Attempt, Chain, OpenStream, answer_once, stream_ope
 from gateway.planning import Candidate, Plan
 from gateway.protocols import registry
 from gateway.protocols.errors import GatewayError
+from gateway.protocols.secrets_mask import mask_secrets
 from gateway.protocols.sse import SSE_KEEPALIVE
 from gateway.protocols.usage import Usage
 from gateway.runtime import runtime
@@ -220,8 +221,11 @@ class _Relay:
         adapter = self.opened.adapter
         error: GatewayError | None = None
         if adapter.error is not None:
+            known = (self.opened.attempt.candidate.api_key,)
             error = GatewayError(
-                adapter.error.status, adapter.error.message, code="upstream_stream_error"
+                adapter.error.status,
+                mask_secrets(adapter.error.message, known),
+                code="upstream_stream_error",
             )
             status, outcome = adapter.error.status, "error"
         elif not adapter.done:

@@ -68,6 +68,10 @@ class GatewayError(Exception):
     param: str | None = None
     type: str | None = None
     headers: dict[str, str] | None = None
+    # An upstream's own error body (credentials masked), relayed as is to a client of
+    # the same protocol (`upstream_wire`): its type, code, param and message intact.
+    upstream_body: dict[str, Any] | None = None
+    upstream_wire: str | None = None
 
     def __str__(self) -> str:
         return f"{self.status} {self.message}"
@@ -121,6 +125,7 @@ class UpstreamError:
     status: int
     type: str
     message: str
+    body: dict[str, Any] | None = None  # the parsed error body, when it was JSON
 
     @property
     def is_quota_exhausted(self) -> bool:
@@ -149,7 +154,12 @@ def upstream_error_parse(status: int, body: bytes) -> UpstreamError:
     if not message:
         text = body[:300].decode("utf-8", errors="replace").strip() if body else ""
         message = text or f"upstream answered HTTP {status}"
-    return UpstreamError(status=status, type=error_type, message=message)
+    return UpstreamError(
+        status=status,
+        type=error_type,
+        message=message,
+        body=data if isinstance(data, dict) and "error" in data else None,
+    )
 
 
 def status_of_openai_error(error: dict[str, Any]) -> int:

@@ -149,6 +149,8 @@ def usage_shape(client: str, usage: Usage) -> dict[str, Any]:
 
 
 def error_body(client: str, error: GatewayError, request_id: str) -> dict[str, Any]:
+    if error.upstream_body is not None and error.upstream_wire == client:
+        return error.upstream_body  # the upstream's own words (secrets masked)
     if client == "anthropic":
         return error.anthropic_body(request_id)
     return error.openai_body()

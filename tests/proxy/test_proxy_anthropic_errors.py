@@ -106,9 +106,15 @@ def test_what_anthropic_refuses_comes_back_with_its_reason(world):
             extra_body={"temperature": 0.5, "top_p": 0.9},
             messages=[{"role": "user", "content": "x"}],
         )
-    error = _error(info)
-    assert error["type"] == "invalid_request_error"
-    assert "fakeanthropic" in error["message"] and "top_p" in error["message"]
+    # Relayed as Anthropic wrote it (its request id too); the provider is in a header.
+    body = info.value.body
+    assert body["error"] == {
+        "type": "invalid_request_error",
+        "message": "`temperature` and `top_p` cannot both be specified for this model. "
+        "Please use only one.",
+    }
+    assert body["request_id"].startswith("req_011C")
+    assert info.value.response.headers["x-tollgate-provider"] == "fakeanthropic"
 
 
 def test_what_an_openai_upstream_cannot_do_is_a_clear_400(world):
@@ -152,8 +158,9 @@ def test_an_overloaded_upstream_is_a_retryable_overloaded_error(world):
         client(world).messages.create(
             model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": "x"}]
         )
-    assert _error(info)["type"] == "overloaded_error"
-    assert "fakeanthropic" in _error(info)["message"]
+    assert info.value.status_code == 529
+    assert _error(info) == {"type": "overloaded_error", "message": "Overloaded"}
+    assert info.value.response.headers["x-tollgate-provider"] == "fakeanthropic"
 
 
 @BOTH

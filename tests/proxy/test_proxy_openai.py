@@ -13,6 +13,7 @@ import pytest
 from billing.models import LedgerEntry
 from billing.selectors import balance_get
 from gateway.models import RequestLog
+from testkit.fakeupstream.errors import default_error_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -302,13 +303,22 @@ def test_a_malformed_body_is_400_saying_what_is_wrong(world, body, param):
 
 
 def test_upstream_rate_limits_reach_the_client_as_429(world):
-    world.fake.script("gpt-5.5", [{"status": 429, "headers": {"retry-after": "7"}}])
+    limits = {
+        "retry-after": "7",
+        "retry-after-ms": "6500",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "6.5s",
+    }
+    world.fake.script("gpt-5.5", [{"status": 429, "headers": limits}])
     with pytest.raises(openai.RateLimitError) as info:
         client(world).chat.completions.create(
             model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}]
         )
-    assert "fakeai" in info.value.message
-    assert info.value.response.headers["retry-after"] == "7"
+    # OpenAI's own error (type, code, param, message) and its rate-limit headers.
+    assert info.value.body == default_error_body("openai", 429, "gpt-5.5")["error"]
+    for name, value in limits.items():
+        assert info.value.response.headers[name] == value
+    assert info.value.response.headers["x-tollgate-provider"] == "fakeai"
     world.drain()
     row = RequestLog.objects.get()
     assert (row.outcome, row.status_code, row.cost_nano) == ("error", 429, 0)
@@ -318,7 +328,7 @@ def test_upstream_rate_limits_reach_the_client_as_429(world):
 @pytest.mark.parametrize(
     "upstream, status, exc",
     [
-        (500, 502, openai.InternalServerError),
+        (500, 500, openai.InternalServerError),
         (503, 503, openai.InternalServerError),
     ],
 )
@@ -328,8 +338,9 @@ def test_upstream_failures_are_5xx_with_the_upstreams_message(world, upstream, s
         client(world).chat.completions.create(
             model="test-gpt-5.5", messages=[{"role": "user", "content": "x"}]
         )
-    assert info.value.status_code == status
-    assert "fakeai" in info.value.message
+    assert info.value.status_code == status  # the upstream's own, with its message
+    assert info.value.message.startswith(f"Error code: {status} - ")
+    assert info.value.response.headers["x-tollgate-provider"] == "fakeai"
 
 
 def test_an_upstream_that_does_not_answer_in_time_is_504(world, settings):
