@@ -114,6 +114,10 @@ class ModelAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (
+            "Server tools (USD per 1,000 calls)",
+            {"fields": ("price_web_search", "price_web_fetch")},
+        ),
     )
 
 

@@ -196,6 +196,8 @@ def catalog_snapshot_load() -> CatalogSnapshot:
                 cache_read=m.price_cache_read,
                 cache_write_5m=m.price_cache_write_5m,
                 cache_write_1h=m.price_cache_write_1h,
+                web_search=m.price_web_search,
+                web_fetch=m.price_web_fetch,
             ),
             price_usd={
                 "input": _plain(m.price_input),
@@ -203,6 +205,8 @@ def catalog_snapshot_load() -> CatalogSnapshot:
                 "cache_read": _plain(m.price_cache_read),
                 "cache_write_5m": _plain(m.price_cache_write_5m),
                 "cache_write_1h": _plain(m.price_cache_write_1h),
+                "web_search_per_1000": _plain(m.price_web_search),
+                "web_fetch_per_1000": _plain(m.price_web_fetch),
             },
             group_ids=frozenset(group_ids.get(m.id, ())),
             deployments=tuple(deployments.get(m.id, ())),

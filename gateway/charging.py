@@ -260,6 +260,8 @@ def _event(ticket: Ticket, outcome: Outcome) -> UsageEvent:
         cache_write_5m_tokens=usage.cache_write_5m_tokens,
         cache_write_1h_tokens=usage.cache_write_1h_tokens,
         reasoning_tokens=usage.reasoning_tokens,
+        web_search_calls=usage.web_search_calls,
+        web_fetch_calls=usage.web_fetch_calls,
         usage_estimated=outcome.usage_estimated,
         cost_nano=outcome.cost_nano,
         byok=served.byok if served else ticket.byok,

@@ -75,6 +75,21 @@ class Model(TimeStamped):
     price_cache_read = _price()
     price_cache_write_5m = _price()
     price_cache_write_1h = _price()
+    price_web_search = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="USD per 1,000 web searches the provider runs (Anthropic's web search "
+        "tool, OpenAI's web_search calls), on top of tokens",
+    )
+    price_web_fetch = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="USD per 1,000 web fetches the provider runs, on top of tokens",
+    )
     groups = models.ManyToManyField(Group, blank=True, related_name="models")
     enabled = models.BooleanField(default=True)
 
@@ -248,6 +263,8 @@ class RequestLog(models.Model):
     cache_write_5m_tokens = models.PositiveIntegerField(default=0)
     cache_write_1h_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
+    web_search_calls = models.PositiveIntegerField(default=0)
+    web_fetch_calls = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(
         default=False, help_text="Tokens estimated (the upstream did not report usage)"
     )

@@ -1,9 +1,11 @@
 """Tokens -> money, exactly.
 
 Prices are stored as Decimal USD per million tokens with at most 6 decimal places,
-so one token costs a whole number of pico-dollars (1e-12 USD): price * 10^6. A
-request's cost is the exact pico-dollar sum of each kind of token at its own price,
-rounded once (half up) to nano-dollars, the unit of the ledger.
+so one token costs a whole number of pico-dollars (1e-12 USD): price * 10^6. Server
+tools the provider runs (web search, web fetch) are priced per 1,000 calls, also with
+at most 6 decimals: one call is price * 10^9 pico-dollars. A request's cost is the
+exact pico-dollar sum of each kind of token and each call at its own price, rounded
+once (half up) to nano-dollars, the unit of the ledger.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class TokenPrices:
     cache_read: int
     cache_write_5m: int
     cache_write_1h: int
+    web_search: int = 0  # pico-dollars per call
+    web_fetch: int = 0
 
     @classmethod
     def from_usd_per_million(
@@ -42,13 +46,19 @@ class TokenPrices:
         cache_read: Decimal,
         cache_write_5m: Decimal,
         cache_write_1h: Decimal,
+        web_search: Decimal = Decimal(0),
+        web_fetch: Decimal = Decimal(0),
     ) -> TokenPrices:
+        """Token prices in USD per million tokens; server-tool prices in USD per 1,000
+        calls (so one call costs price * 10^9 pico-dollars, exact at 6 decimals)."""
         return cls(
             input=price_to_pico_per_token(input),
             output=price_to_pico_per_token(output),
             cache_read=price_to_pico_per_token(cache_read),
             cache_write_5m=price_to_pico_per_token(cache_write_5m),
             cache_write_1h=price_to_pico_per_token(cache_write_1h),
+            web_search=price_to_pico_per_token(web_search) * 1000,
+            web_fetch=price_to_pico_per_token(web_fetch) * 1000,
         )
 
     def cost_nano(self, usage: Usage) -> int:
@@ -58,6 +68,8 @@ class TokenPrices:
             + usage.cache_read_tokens * self.cache_read
             + usage.cache_write_5m_tokens * self.cache_write_5m
             + usage.cache_write_1h_tokens * self.cache_write_1h
+            + usage.web_search_calls * self.web_search
+            + usage.web_fetch_calls * self.web_fetch
         )
         return (pico + PICO_PER_NANO // 2) // PICO_PER_NANO
 

@@ -31,6 +31,8 @@ PRICE_FIELDS = {
     "cache_read": "price_cache_read",
     "cache_write_5m": "price_cache_write_5m",
     "cache_write_1h": "price_cache_write_1h",
+    "web_search": "price_web_search",  # USD per 1,000 calls, like the vendors' pages
+    "web_fetch": "price_web_fetch",
 }
 
 

@@ -49,6 +49,8 @@ class UsageEvent:
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
+    web_search_calls: int = 0
+    web_fetch_calls: int = 0
     usage_estimated: bool = False
     cost_nano: int = 0  # charged, nano-USD: the figure shown, logged and debited
     byok: bool = False

@@ -137,7 +137,8 @@ def native_model(world) -> Model:
 def _vendor_cost_nano(usage: dict[str, int], model: Model) -> int:
     """The vendor's formula, written out independently of gateway.pricing: each kind of
     token once, at the model's own price per million for it, rounded half up to the
-    nano-dollar. `usage` keys: input, cache_read, write_5m, write_1h, output."""
+    nano-dollar. `usage` keys: input, cache_read, write_5m, write_1h, output, and
+    optionally web_searches (at the model's price per 1,000)."""
     from decimal import ROUND_HALF_UP
 
     usd = (
@@ -146,7 +147,7 @@ def _vendor_cost_nano(usage: dict[str, int], model: Model) -> int:
         + usage["write_5m"] * model.price_cache_write_5m
         + usage["write_1h"] * model.price_cache_write_1h
         + usage["output"] * model.price_output
-    ) / 1_000_000
+    ) / 1_000_000 + usage.get("web_searches", 0) * model.price_web_search / 1000
     return int((usd * 10**9).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -191,6 +192,7 @@ def _anthropic_usage_counts(usage: dict) -> dict[str, int]:
         "write_5m": split.get("ephemeral_5m_input_tokens") or 0,
         "write_1h": split.get("ephemeral_1h_input_tokens") or 0,
         "output": usage["output_tokens"],
+        "web_searches": (usage.get("server_tool_use") or {}).get("web_search_requests") or 0,
     }
 
 

@@ -255,7 +255,7 @@ class ResponsesPassthroughStream:
             changed = True
         if kind in TERMINAL:
             self.done = True
-            self.usage = Usage.from_responses(response.get("usage"))
+            self.usage = Usage.from_responses(response.get("usage"), response.get("output"))
             if kind == "response.failed":
                 failure = response.get("error") or {}
                 code = str(failure.get("code") or "server_error")

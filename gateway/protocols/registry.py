@@ -136,7 +136,7 @@ def usage_of(wire: str, data: dict[str, Any]) -> Usage:
     if wire == "anthropic":
         return Usage.from_anthropic(usage)
     if wire == "responses":
-        return Usage.from_responses(usage)
+        return Usage.from_responses(usage, data.get("output"))
     return Usage.from_openai(usage)
 
 

@@ -26,6 +26,8 @@ class Usage:
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0  # part of output_tokens, reported for information
+    web_search_calls: int = 0  # server tools the provider ran, billed per call
+    web_fetch_calls: int = 0
 
     @property
     def cache_write_tokens(self) -> int:
@@ -64,25 +66,35 @@ class Usage:
         w5m = _int(split.get("ephemeral_5m_input_tokens"))
         if w1h + w5m != written:  # no split reported (or inconsistent): treat as 5m
             w5m, w1h = written - min(w1h, written), min(w1h, written)
+        tools = usage.get("server_tool_use") or {}
         return cls(
             input_tokens=_int(usage.get("input_tokens")),
             output_tokens=_int(usage.get("output_tokens")),
             cache_read_tokens=_int(usage.get("cache_read_input_tokens")),
             cache_write_5m_tokens=w5m,
             cache_write_1h_tokens=w1h,
+            web_search_calls=_int(tools.get("web_search_requests")),
+            web_fetch_calls=_int(tools.get("web_fetch_requests")),
         )
 
     @classmethod
-    def from_responses(cls, usage: dict[str, Any] | None) -> Usage:
+    def from_responses(cls, usage: dict[str, Any] | None, output: list[Any] | None = None) -> Usage:
         """OpenAI Responses usage: the same counts as Chat Completions' under other
-        names (`input_tokens` includes cached tokens, like prompt_tokens)."""
-        return cls._openai_family(
+        names (`input_tokens` includes cached tokens, like prompt_tokens). Web searches
+        are not in `usage`: each `web_search_call` item of the `output` is one."""
+        out = cls._openai_family(
             usage,
             "input_tokens",
             "output_tokens",
             "input_tokens_details",
             "output_tokens_details",
         )
+        out.web_search_calls = sum(
+            1
+            for item in output or ()
+            if isinstance(item, dict) and item.get("type") == "web_search_call"
+        )
+        return out
 
     @classmethod
     def _openai_family(
@@ -123,6 +135,10 @@ class Usage:
             self.input_tokens = _int(usage["input_tokens"])
         if usage.get("cache_read_input_tokens") is not None:
             self.cache_read_tokens = _int(usage["cache_read_input_tokens"])
+        tools = usage.get("server_tool_use")
+        if isinstance(tools, dict):
+            self.web_search_calls = _int(tools.get("web_search_requests"))
+            self.web_fetch_calls = _int(tools.get("web_fetch_requests"))
         if usage.get("cache_creation_input_tokens") is not None:
             total = _int(usage["cache_creation_input_tokens"])
             if isinstance(usage.get("cache_creation"), dict):
@@ -146,6 +162,11 @@ class Usage:
             # Roo Code and other clients read these top-level Anthropic-style counts.
             "cache_read_input_tokens": self.cache_read_tokens,
             "cache_creation_input_tokens": self.cache_write_tokens,
+            **(
+                {"server_tool_use": self.server_tool_use()}
+                if self.web_search_calls or self.web_fetch_calls
+                else {}
+            ),
         }
 
     def to_responses(self) -> dict[str, Any]:
@@ -161,7 +182,7 @@ class Usage:
         }
 
     def to_anthropic(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_creation_input_tokens": self.cache_write_tokens,
@@ -170,4 +191,15 @@ class Usage:
                 "ephemeral_5m_input_tokens": self.cache_write_5m_tokens,
                 "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
             },
+        }
+        if self.web_search_calls or self.web_fetch_calls:
+            out["server_tool_use"] = self.server_tool_use()
+        return out
+
+    def server_tool_use(self) -> dict[str, int]:
+        """Anthropic's `server_tool_use` counts (also shown to OpenAI-protocol clients,
+        which have no field of their own for them)."""
+        return {
+            "web_search_requests": self.web_search_calls,
+            "web_fetch_requests": self.web_fetch_calls,
         }

@@ -13,7 +13,7 @@ from typing import Any
 from .anthropic_wire import sign_thinking
 from .cache import CacheUsage
 from .errors import dumps
-from .reply import Plan, split_fragments
+from .reply import SEARCH_RESULT_URL, Plan, split_fragments
 
 
 def new_message_id() -> str:
@@ -38,6 +38,42 @@ def usage(input_tokens: int, cache: CacheUsage, output_tokens: int) -> dict[str,
     }
 
 
+def _search_blocks(plan: Plan) -> list[dict[str, Any]]:
+    """Anthropic's web search as it appears in a message: the server's own tool call,
+    then its result (one page)."""
+    if plan.web_search_query is None:
+        return []
+    call_id = "srvtoolu_01" + os.urandom(11).hex()
+    return [
+        {
+            "type": "server_tool_use",
+            "id": call_id,
+            "name": "web_search",
+            "input": {"query": plan.web_search_query},
+        },
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": call_id,
+            "content": [
+                {
+                    "type": "web_search_result",
+                    "url": SEARCH_RESULT_URL,
+                    "title": "Search result",
+                    "encrypted_content": "ZmFrZQ",
+                    "page_age": None,
+                }
+            ],
+        },
+    ]
+
+
+def usage_with_searches(usage_obj: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The usage object, with Anthropic's per-call count when the server searched."""
+    if plan.web_search_query is None:
+        return usage_obj
+    return {**usage_obj, "server_tool_use": {"web_search_requests": 1, "web_fetch_requests": 0}}
+
+
 def _content(plan: Plan) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = []
     if plan.thinking:
@@ -48,6 +84,7 @@ def _content(plan: Plan) -> list[dict[str, Any]]:
                 "signature": sign_thinking(plan.thinking),
             }
         )
+    content.extend(_search_blocks(plan))
     if plan.chunks:
         content.append({"type": "text", "text": plan.text})
     for name, arguments in plan.tool_calls:
@@ -67,7 +104,7 @@ def message(model: str, plan: Plan, usage_obj: dict[str, Any]) -> bytes:
             "content": _content(plan),
             "stop_reason": plan.stop,
             "stop_sequence": plan.stop_sequence,
-            "usage": usage_obj,
+            "usage": usage_with_searches(usage_obj, plan),
         }
     )
 
@@ -140,6 +177,18 @@ def stream_events(model: str, plan: Plan, usage_obj: dict[str, Any]) -> list[byt
         )
         close_block()
         index += 1
+    for block in _search_blocks(plan):
+        if block["type"] == "server_tool_use":
+            open_block({**block, "input": {}})
+            delta(
+                b'{"type":"input_json_delta","partial_json":'
+                + dumps(dumps(block["input"]).decode())
+                + b"}"
+            )
+        else:
+            open_block(block)
+        close_block()
+        index += 1
     if plan.chunks:
         open_block({"type": "text", "text": ""})
         for chunk in plan.chunks:
@@ -163,6 +212,8 @@ def stream_events(model: str, plan: Plan, usage_obj: dict[str, Any]) -> list[byt
             "output_tokens",
         )
     }
+    if plan.web_search_query is not None:
+        final_usage["server_tool_use"] = usage_with_searches(usage_obj, plan)["server_tool_use"]
     events.append(
         _event(
             b"message_delta",

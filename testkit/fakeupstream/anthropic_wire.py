@@ -162,11 +162,13 @@ def parse_messages(
 
     units: list[Unit] = []
     tools: list[tuple[str, dict[str, Any]]] = []
+    web_search = False
     for i, tool in enumerate(body.get("tools") or ()):
         if not isinstance(tool, dict):
             raise anthropic_error(f"tools.{i}: Input should be a valid dictionary")
         if tool.get("type") not in (None, "custom"):  # server tools (web search, ...)
             units.append(Unit(TOOL_DEFINITION_TOKENS, tool, _ttl(tool)))
+            web_search = web_search or str(tool.get("type")).startswith("web_search_")
             continue
         name = tool.get("name")
         if not isinstance(name, str) or not _TOOL_NAME.match(name):
@@ -222,6 +224,7 @@ def parse_messages(
         tools=tools,
         max_tokens=max_tokens,
         thinking=thinking_on,
+        web_search=web_search,
     )
     kind = choice.get("type", "auto")
     conv.tool_mode = {"any": "required", "tool": "tool", "none": "none"}.get(kind, "auto")

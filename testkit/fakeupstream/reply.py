@@ -20,6 +20,8 @@ MEDIA_TOKENS = 100  # one image or document
 THINKING_TEXT = "Let me think about this request."
 NARRATE_TRIGGER = "narrate"
 PARALLEL_TRIGGER = "parallel"
+SEARCH_TRIGGER = "search"
+SEARCH_RESULT_URL = "https://example.com/search-result"
 # What the demo's "model" may call: tools that only read (agents' own names for them).
 DEMO_TOOLS = frozenset(
     {"read", "read_file", "ls", "list_files", "list_dir", "glob", "grep", "search_files"}
@@ -59,6 +61,7 @@ class Conversation:
     tool_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by tool name
     file_write: tuple[str, str] | None = None  # (path, content) for the agent's own tool
     tools_when_asked: bool = False  # the demo's rule: call a tool only if the text says "tool"
+    web_search: bool = False  # the request offers Anthropic's server-side web search
 
     def input_tokens(self) -> int:
         return sum(unit.tokens for unit in self.units)
@@ -73,6 +76,7 @@ class Plan:
     stop_sequence: str | None = None
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    web_search_query: str | None = None  # the provider searched the web for this
 
     @property
     def text(self) -> str:
@@ -101,6 +105,8 @@ def plan_reply(conv: Conversation) -> Plan:
             plan.stop = "max_tokens"
             return plan
 
+    if conv.web_search and conv.last_kind == "user" and SEARCH_TRIGGER in conv.last_text.lower():
+        plan.web_search_query = conv.last_text  # searched server-side, then answered
     calls = _tool_calls(conv)
     if calls:
         text = (

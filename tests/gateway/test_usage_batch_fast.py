@@ -117,6 +117,8 @@ def _event(
         ],
         "route_reason": "",
         "dropped_tools": "web_search_20250305",
+        "web_search_calls": 3,
+        "web_fetch_calls": 1,
     }
     event.update(extra)
     return event
