@@ -118,6 +118,19 @@ class ModelAdmin(admin.ModelAdmin):
             "Server tools (USD per 1,000 calls)",
             {"fields": ("price_web_search", "price_web_fetch")},
         ),
+        (
+            "Long context (USD per million tokens, for the whole request above the threshold)",
+            {
+                "fields": (
+                    "long_context_above",
+                    "price_long_input",
+                    "price_long_output",
+                    "price_long_cache_read",
+                    "price_long_cache_write_5m",
+                    "price_long_cache_write_1h",
+                )
+            },
+        ),
     )
 
 

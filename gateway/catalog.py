@@ -7,6 +7,7 @@ returns a new snapshot; the runtime swaps it in when the catalog changes.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import time
@@ -137,6 +138,39 @@ def _derived_names(public_id: str, provider_slugs: set[str]) -> set[str]:
     return {n.lower() for n in names}
 
 
+def _prices(m: Model) -> TokenPrices:
+    def tier(
+        input: Decimal, output: Decimal, read: Decimal, w5m: Decimal, w1h: Decimal
+    ) -> TokenPrices:
+        return TokenPrices.from_usd_per_million(
+            input=input,
+            output=output,
+            cache_read=read,
+            cache_write_5m=w5m,
+            cache_write_1h=w1h,
+            web_search=m.price_web_search,
+            web_fetch=m.price_web_fetch,
+        )
+
+    base = tier(
+        m.price_input,
+        m.price_output,
+        m.price_cache_read,
+        m.price_cache_write_5m,
+        m.price_cache_write_1h,
+    )
+    if not m.long_context_above:
+        return base
+    long = tier(
+        m.price_long_input,
+        m.price_long_output,
+        m.price_long_cache_read,
+        m.price_long_cache_write_5m,
+        m.price_long_cache_write_1h,
+    )
+    return dataclasses.replace(base, long_above=m.long_context_above, long=long)
+
+
 def _plain(price: Decimal) -> str:
     """A price as plain digits: "10", "0.3" (never Decimal's "1E+1")."""
     return format(price.normalize(), "f")
@@ -190,15 +224,7 @@ def catalog_snapshot_load() -> CatalogSnapshot:
             display_name=m.display_name,
             context_window=m.context_window,
             max_output_tokens=m.max_output_tokens,
-            prices=TokenPrices.from_usd_per_million(
-                input=m.price_input,
-                output=m.price_output,
-                cache_read=m.price_cache_read,
-                cache_write_5m=m.price_cache_write_5m,
-                cache_write_1h=m.price_cache_write_1h,
-                web_search=m.price_web_search,
-                web_fetch=m.price_web_fetch,
-            ),
+            prices=_prices(m),
             price_usd={
                 "input": _plain(m.price_input),
                 "output": _plain(m.price_output),
@@ -207,6 +233,18 @@ def catalog_snapshot_load() -> CatalogSnapshot:
                 "cache_write_1h": _plain(m.price_cache_write_1h),
                 "web_search_per_1000": _plain(m.price_web_search),
                 "web_fetch_per_1000": _plain(m.price_web_fetch),
+                **(
+                    {
+                        "long_context_above": str(m.long_context_above),
+                        "long_input": _plain(m.price_long_input),
+                        "long_output": _plain(m.price_long_output),
+                        "long_cache_read": _plain(m.price_long_cache_read),
+                        "long_cache_write_5m": _plain(m.price_long_cache_write_5m),
+                        "long_cache_write_1h": _plain(m.price_long_cache_write_1h),
+                    }
+                    if m.long_context_above
+                    else {}
+                ),
             },
             group_ids=frozenset(group_ids.get(m.id, ())),
             deployments=tuple(deployments.get(m.id, ())),

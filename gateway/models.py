@@ -90,6 +90,16 @@ class Model(TimeStamped):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="USD per 1,000 web fetches the provider runs, on top of tokens",
     )
+    long_context_above = models.PositiveIntegerField(
+        default=0,
+        help_text="Prompts with more input tokens than this (cache reads and writes "
+        "included) are billed at the long-context prices, the whole request. 0: no tier.",
+    )
+    price_long_input = _price()
+    price_long_output = _price()
+    price_long_cache_read = _price()
+    price_long_cache_write_5m = _price()
+    price_long_cache_write_1h = _price()
     groups = models.ManyToManyField(Group, blank=True, related_name="models")
     enabled = models.BooleanField(default=True)
 

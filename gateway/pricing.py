@@ -36,6 +36,15 @@ class TokenPrices:
     cache_write_1h: int
     web_search: int = 0  # pico-dollars per call
     web_fetch: int = 0
+    # Above `long_above` prompt tokens, the whole request is priced at `long`.
+    long_above: int = 0
+    long: TokenPrices | None = None
+
+    def for_prompt(self, prompt_tokens: int) -> TokenPrices:
+        """The prices that apply to a request with this many prompt tokens."""
+        if self.long is not None and prompt_tokens > self.long_above:
+            return self.long
+        return self
 
     @classmethod
     def from_usd_per_million(
@@ -62,6 +71,8 @@ class TokenPrices:
         )
 
     def cost_nano(self, usage: Usage) -> int:
+        if self.long is not None and usage.prompt_tokens > self.long_above:
+            return self.long.cost_nano(usage)
         pico = (
             usage.input_tokens * self.input
             + usage.output_tokens * self.output
@@ -76,6 +87,8 @@ class TokenPrices:
     def worst_case_nano(self, *, input_tokens: int, output_tokens: int) -> int:
         """Most a request could cost: every input token at the dearest input rate
         (a 1h cache write is dearer than plain input) and every allowed output token."""
+        if self.long is not None and input_tokens > self.long_above:
+            return self.long.worst_case_nano(input_tokens=input_tokens, output_tokens=output_tokens)
         dearest_input = max(self.input, self.cache_write_5m, self.cache_write_1h)
         pico = input_tokens * dearest_input + output_tokens * self.output
         return -(-pico // PICO_PER_NANO)  # round up: a hold must never fall short

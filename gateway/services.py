@@ -36,6 +36,17 @@ PRICE_FIELDS = {
 }
 
 
+# Prices of a model's long-context tier: the whole request, once its prompt is above
+# `long_context.above` input tokens.
+LONG_PRICE_FIELDS = {
+    "input": "price_long_input",
+    "output": "price_long_output",
+    "cache_read": "price_long_cache_read",
+    "cache_write_5m": "price_long_cache_write_5m",
+    "cache_write_1h": "price_long_cache_write_1h",
+}
+
+
 class CatalogError(ValueError):
     pass
 
@@ -216,6 +227,13 @@ def _model_load(
     }
     for key, field_name in PRICE_FIELDS.items():
         values[field_name] = _decimal(prices.get(key, 0), f"{where}.prices.{key}")
+    long = item.get("long_context") or {}
+    if not isinstance(long, dict):
+        raise CatalogError(f"{where}.long_context: expected {{above: N, prices: {{...}}}}")
+    values["long_context_above"] = int(long.get("above", 0))
+    long_prices = long.get("prices") or {}
+    for key, field_name in LONG_PRICE_FIELDS.items():
+        values[field_name] = _decimal(long_prices.get(key, 0), f"{where}.long_context.prices.{key}")
     model = Model.objects.filter(public_id=public_id).first()
     if model is None:
         model = Model(public_id=public_id, **values)

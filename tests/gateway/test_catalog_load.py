@@ -94,3 +94,19 @@ def test_bad_files_are_refused_with_the_place_of_the_error(tmp_path, bad, messag
     with pytest.raises(CommandError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load(path)
     assert not Model.objects.filter(public_id="m").exists()  # nothing half-loaded
+
+
+@pytest.mark.django_db
+def test_server_tool_and_long_context_prices_load_into_the_snapshot():
+    load(DATA / "default.yaml")
+    snapshot = catalog_snapshot_load()
+
+    haiku = snapshot.resolve("claude-haiku-5.5")
+    assert haiku is not None and haiku.prices.long is not None
+    assert haiku.prices.long_above == 100_000
+    assert haiku.prices.long.input == 5 * haiku.prices.input  # 5x, the whole request
+    assert haiku.prices.web_search == 10 * 10**9  # $10 per 1,000 = 10^10 pico per call
+    assert haiku.price_usd["web_search_per_1000"] == "10"
+    assert haiku.price_usd["long_context_above"] == "100000"
+    gemini = snapshot.resolve("gemini-3.8-flash")
+    assert gemini is not None and gemini.prices.long is None
