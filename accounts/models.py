@@ -19,6 +19,40 @@ class TimeStamped(models.Model):
         abstract = True
 
 
+def _limit_field(what: str) -> models.PositiveIntegerField:
+    """One rate limit: blank = the group default applies, 0 = no limit at this level."""
+    return models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=f"{what}. Blank: the group default applies. 0: no limit at this level.",
+    )
+
+
+class RateLimits(models.Model):
+    """Requests per minute, tokens (input + output) per minute and requests in flight,
+    enforced by the gateway (gateway.ratelimit). NULL means "not set here" (the key
+    group's default applies); 0 means "no limit at this level", whatever the group says."""
+
+    rpm_limit = _limit_field("Requests per minute")
+    tpm_limit = _limit_field("Input + output tokens per minute")
+    concurrency_limit = _limit_field("Requests in flight at once")
+
+    class Meta:
+        abstract = True
+
+    def rate_limits_text(self) -> str:
+        """e.g. "60 RPM · 100000 TPM · 4 concurrent", or "" if none is set here."""
+        parts = []
+        for value, unit in (
+            (self.rpm_limit, "RPM"),
+            (self.tpm_limit, "TPM"),
+            (self.concurrency_limit, "concurrent"),
+        ):
+            if value is not None:
+                parts.append(f"{value} {unit}" if value else f"no {unit} limit")
+        return " · ".join(parts)
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
@@ -62,11 +96,45 @@ class User(AbstractUser):
 
 class Group(TimeStamped):
     """An operator-defined tier of access (default, pro, ...). Keys belong to one group;
-    which models a group may use is set on gateway.Model."""
+    which models a group may use is set on gateway.Model.
+
+    Rate-limit defaults: `rpm_limit`, `tpm_limit`, `concurrency_limit` apply to each key
+    of the group that sets none of its own; `org_*` apply to each organisation whose
+    default group this is and that sets none of its own. Blank or 0: no default."""
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
+    rpm_limit = models.PositiveIntegerField(
+        "key RPM default", null=True, blank=True, help_text="Requests per minute, per key."
+    )
+    tpm_limit = models.PositiveIntegerField(
+        "key TPM default",
+        null=True,
+        blank=True,
+        help_text="Input + output tokens per minute, per key.",
+    )
+    concurrency_limit = models.PositiveIntegerField(
+        "key concurrency default", null=True, blank=True, help_text="Requests in flight, per key."
+    )
+    org_rpm_limit = models.PositiveIntegerField(
+        "organisation RPM default",
+        null=True,
+        blank=True,
+        help_text="Requests per minute, all keys of an organisation whose default group this is.",
+    )
+    org_tpm_limit = models.PositiveIntegerField(
+        "organisation TPM default",
+        null=True,
+        blank=True,
+        help_text="Tokens per minute, all keys of an organisation whose default group this is.",
+    )
+    org_concurrency_limit = models.PositiveIntegerField(
+        "organisation concurrency default",
+        null=True,
+        blank=True,
+        help_text="Requests in flight, all keys of an organisation whose default group this is.",
+    )
 
     class Meta:
         verbose_name = "key group"
@@ -76,8 +144,9 @@ class Group(TimeStamped):
         return self.slug
 
 
-class Organisation(TimeStamped):
-    """A tenant: everything a customer owns hangs off one of these."""
+class Organisation(TimeStamped, RateLimits):
+    """A tenant: everything a customer owns hangs off one of these. Its rate limits
+    cover all its keys together (blank: its default group's `org_*` defaults)."""
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
@@ -152,9 +221,10 @@ class Invitation(TimeStamped):
         return f"{self.email} -> {self.organisation}"
 
 
-class ApiKey(TimeStamped):
+class ApiKey(TimeStamped, RateLimits):
     """A client credential. Only the SHA-256 of the secret is stored (unique, so one
-    indexed lookup authenticates), plus a display prefix and the last four characters."""
+    indexed lookup authenticates), plus a display prefix and the last four characters.
+    Its rate limits apply to it alone (blank: its group's defaults)."""
 
     organisation = models.ForeignKey(
         Organisation, on_delete=models.CASCADE, related_name="api_keys"

@@ -41,6 +41,29 @@ class KeyInfo:
     spend_limit_total_nano: int | None
     spend_limit_daily_nano: int | None
     spend_limit_monthly_nano: int | None
+    # Effective rate limits (gateway.ratelimit), the group defaults already applied:
+    # None = no limit at that level. Defaulted so records cached before they existed
+    # still load.
+    key_rpm: int | None = None
+    key_tpm: int | None = None
+    key_concurrency: int | None = None
+    org_rpm: int | None = None
+    org_tpm: int | None = None
+    org_concurrency: int | None = None
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether any rate limit applies to this key (else nothing is counted)."""
+        return any(
+            (
+                self.key_rpm,
+                self.key_tpm,
+                self.key_concurrency,
+                self.org_rpm,
+                self.org_tpm,
+                self.org_concurrency,
+            )
+        )
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -101,11 +124,13 @@ def key_info_load(secret_hash: str) -> KeyInfo | None:
     """One indexed lookup by the unique secret hash (sync: run it off the event loop)."""
     row = (
         ApiKey.objects.filter(secret_hash=secret_hash)
-        .select_related("organisation", "group")
+        .select_related("organisation", "organisation__default_group", "group")
         .first()
     )
     if row is None:
         return None
+    org, group = row.organisation, row.group
+    org_group = org.default_group
     return KeyInfo(
         key_id=row.pk,
         secret_hash=row.secret_hash,
@@ -120,7 +145,22 @@ def key_info_load(secret_hash: str) -> KeyInfo | None:
         spend_limit_total_nano=row.spend_limit_total_nano,
         spend_limit_daily_nano=row.spend_limit_daily_nano,
         spend_limit_monthly_nano=row.spend_limit_monthly_nano,
+        key_rpm=limit_effective(row.rpm_limit, group.rpm_limit),
+        key_tpm=limit_effective(row.tpm_limit, group.tpm_limit),
+        key_concurrency=limit_effective(row.concurrency_limit, group.concurrency_limit),
+        org_rpm=limit_effective(org.rpm_limit, org_group.org_rpm_limit if org_group else None),
+        org_tpm=limit_effective(org.tpm_limit, org_group.org_tpm_limit if org_group else None),
+        org_concurrency=limit_effective(
+            org.concurrency_limit, org_group.org_concurrency_limit if org_group else None
+        ),
     )
+
+
+def limit_effective(own: int | None, default: int | None) -> int | None:
+    """A level's limit: its own if set (0 = explicitly none), else the group default
+    (blank or 0 = none). None means no limit."""
+    value = own if own is not None else default
+    return value or None
 
 
 async def authenticate(

@@ -7,7 +7,9 @@
               customer's own provider key served it); the figure shown to the client
     settle    once per request, whatever happened: the hold released for the actual
               cost and the usage event recorded (with Redis, one atomic command), so
-              that the cost shown, logged and debited is the same integer
+              that the cost shown, logged and debited is the same integer; and, at the
+              same time, the request's rate-limit slots freed and its tokens per
+              minute corrected to the actual usage (gateway.ratelimit)
 
 The credit store and usage queue are the runtime's (billing.credit.CreditStore,
 gateway.usage.UsageQueue); the event is gateway.usage_event.UsageEvent.
@@ -31,6 +33,7 @@ from gateway.catalog import DeploymentEntry, ModelEntry
 from gateway.context import RequestContext
 from gateway.protocols.errors import GatewayError
 from gateway.protocols.usage import Usage
+from gateway.ratelimit import Admitted
 from gateway.runtime import runtime
 from gateway.usage_event import UsageEvent
 
@@ -71,25 +74,16 @@ async def hold(
     input_estimate: int,
     byok: bool,
 ) -> Hold:
-    """Hold the worst case over every model that may serve the request."""
+    """Hold the worst case over every model that may serve the request: its input
+    (media included: tokens.hold_input_tokens) and every output token it may produce.
+    A request that sets no output limit may produce the model's maximum; when that much
+    cannot be held, UNSET_OUTPUT_HOLD_TOKENS are held instead, so a small balance can
+    still be used (what the answer costs beyond the hold is debited at settlement:
+    the balance can go below zero by at most that one request's difference)."""
     requested = body.get("max_completion_tokens") or body.get("max_tokens")
     if requested is None:
         requested = body.get("max_output_tokens")  # the Responses API's name
-    worst = 0
-    output = 0
-    for entry in {m.public_id: m for m in models}.values():
-        out = entry.max_output_tokens
-        if isinstance(requested, int) and 0 < requested < out:
-            out = requested
-        output = max(output, out)
-        worst = max(
-            worst,
-            entry.prices.worst_case_nano(
-                input_tokens=min(input_estimate, entry.context_window), output_tokens=out
-            ),
-        )
-    if byok:
-        worst = byok_fee_nano(worst)
+    limited = isinstance(requested, int) and requested > 0
     limits = None
     if (
         key.spend_limit_total_nano is not None
@@ -102,12 +96,44 @@ async def hold(
             daily_nano=key.spend_limit_daily_nano,
             monthly_nano=key.spend_limit_monthly_nano,
         )
-    result = await runtime.credit.reserve(
-        organisation_id=key.organisation_id, amount_nano=worst, limits=limits
-    )
-    if isinstance(result, Refusal):
-        raise _refusal(key, result, worst, output)
-    return result
+    caps = [requested if limited else None]
+    if not limited:
+        caps.append(UNSET_OUTPUT_HOLD_TOKENS)
+    result: Hold | Refusal | None = None
+    worst = output = 0
+    for cap in caps:
+        worst, output = _worst_case(models, input_estimate, cap)
+        if byok:
+            worst = byok_fee_nano(worst)
+        result = await runtime.credit.reserve(
+            organisation_id=key.organisation_id, amount_nano=worst, limits=limits
+        )
+        if not isinstance(result, Refusal):
+            return result
+    assert isinstance(result, Refusal)
+    raise _refusal(key, result, worst, output)
+
+
+# Output tokens held for a request that sets no limit, when its model's maximum cannot
+# be held (docs/decisions.md, "Credit holds").
+UNSET_OUTPUT_HOLD_TOKENS = 4096
+
+
+def _worst_case(models: list[ModelEntry], input_estimate: int, cap: int | None) -> tuple[int, int]:
+    """The dearest (cost, output tokens) over the models, with output capped at `cap`."""
+    worst = output = 0
+    for entry in {m.public_id: m for m in models}.values():
+        out = entry.max_output_tokens
+        if cap is not None and 0 < cap < out:
+            out = cap
+        output = max(output, out)
+        worst = max(
+            worst,
+            entry.prices.worst_case_nano(
+                input_tokens=min(input_estimate, entry.context_window), output_tokens=out
+            ),
+        )
+    return worst, output
 
 
 def _refusal(key: KeyInfo, refusal: Refusal, worst: int, output: int) -> GatewayError:
@@ -161,6 +187,7 @@ class Ticket:
     stream: bool = False
     route_reason: str = ""
     hold: Hold | None = None
+    rate: Admitted | None = None  # its place in the key's and organisation's rate limits
     loggable: bool = True  # model calls are logged; listing models is not
     settled: bool = False
 
@@ -193,7 +220,38 @@ async def settle(ticket: Ticket, outcome: Outcome) -> None:
     await asyncio.shield(_settle(ticket, outcome))
 
 
+async def _rate_release(admitted: Admitted, outcome: Outcome) -> None:
+    """Free the request's concurrency slots and correct its tokens per minute to what
+    the attempt that answered used (nothing if none did)."""
+    usage = outcome.served.usage if outcome.served is not None else None
+    try:
+        await runtime.ratelimit.release(
+            admitted, tokens=usage.total_tokens if usage is not None else 0
+        )
+    except Exception:
+        # The slot lapses by itself (ratelimit.SLOT_TTL_SECONDS); the tokens stay counted.
+        log.exception("could not release the rate limits of %s", admitted.request_id)
+
+
 async def _settle(ticket: Ticket, outcome: Outcome) -> None:
+    # Alongside the credit settlement (its own round trip), done before the event is
+    # reported, so whoever waits for the event finds the slot free.
+    release = (
+        asyncio.ensure_future(_rate_release(ticket.rate, outcome))
+        if ticket.rate is not None
+        else None
+    )
+    try:
+        event = await _settle_credit(ticket, outcome)
+    finally:
+        if release is not None:
+            await release
+    if event is not None:
+        runtime.recorded(event)
+
+
+async def _settle_credit(ticket: Ticket, outcome: Outcome) -> UsageEvent | None:
+    """Settle the hold and queue the usage event; the event if it was recorded."""
     event = _event(ticket, outcome) if ticket.key and ticket.loggable else None
     wire = event.wire() if event is not None else None
     request_id = ticket.ctx.request_id
@@ -209,7 +267,7 @@ async def _settle(ticket: Ticket, outcome: Outcome) -> None:
     except Exception:
         log.exception("could not settle or queue usage of %s", request_id)
         if wire is None:
-            return
+            return None
         # The queue is unreachable: write this one event straight to the database
         # rather than leave a served request unbilled.
         from gateway.usage import usage_batch_write
@@ -218,13 +276,12 @@ async def _settle(ticket: Ticket, outcome: Outcome) -> None:
             committed = await runtime.run_db(usage_batch_write, [wire])
         except Exception:
             log.exception("usage of %s NOT RECORDED: %s", request_id, event)
-            return
+            return None
         try:  # if the settle did reach Redis, this cost is no longer pending
             await runtime.run_db(runtime.credit.flushed, committed)
         except Exception:
             log.exception("could not release pending credit of %s", request_id)
-    if event is not None:
-        runtime.recorded(event)
+    return event
 
 
 def _event(ticket: Ticket, outcome: Outcome) -> UsageEvent:

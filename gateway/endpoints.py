@@ -11,6 +11,7 @@ A completion lives through these steps, each a module of its own, in this order:
 
     admission   authenticate the key; resolve and authorise the model
     charging    hold the worst case against credit and key limits
+    ratelimit   (alongside the hold) the key's and organisation's RPM, TPM, concurrency
     planning    which deployments to try, over which wire, with which body
     attempts    call them until one answers (fallback, hedging, latency budget)
     relay       answer the client, streamed or whole
@@ -29,7 +30,7 @@ import logging
 import re
 from typing import Any
 
-from gateway import admission, charging, model_list, planning, relay
+from gateway import admission, charging, model_list, planning, ratelimit, relay
 from gateway.asgi_io import (
     BodyTooLarge,
     ClientGone,
@@ -119,7 +120,10 @@ class ProxyApp:
         try:
             if completion and method == "POST":
                 chain = await self._completion_plan(ticket, completion[1], receive)
-                await self._completion_serve(ticket, chain, receive, send)
+                served = send
+                if ticket.rate is not None:  # the budget left, on the answer's head
+                    served = ratelimit.send_with_headers(send, ticket.rate, protocol)
+                await self._completion_serve(ticket, chain, receive, served)
             elif path == "/v1/messages/count_tokens" and method == "POST":
                 ticket.loggable = False  # free, and not a model call
                 await self._count_tokens(ticket, receive, send)
@@ -216,14 +220,36 @@ class ProxyApp:
         ticket.deployment = candidates[0].deployment
         # Every candidate uses the customer's own key: the hold is the BYOK fee.
         ticket.byok = all(c.byok for c in candidates)
-        plan = planning.prepare(ctx.protocol, candidates, body, input_estimate=len(raw) // 3 + 1)
-        ticket.hold = await charging.hold(
-            key,
-            [c.model for c in plan.candidates],
-            body,
-            input_estimate=plan.input_estimate,
-            byok=ticket.byok,
+        plan = planning.prepare(
+            ctx.protocol, candidates, body, input_estimate=tokens.hold_input_tokens(raw, body)
         )
+        models = [c.model for c in plan.candidates]
+        hold = charging.hold(
+            key, models, body, input_estimate=plan.input_estimate, byok=ticket.byok
+        )
+        if not key.rate_limited:
+            ticket.hold = await hold
+        else:
+            # The rate limits and the credit hold, side by side (a round trip each);
+            # whichever was granted is given back by settle if the other refused.
+            limited, held = await asyncio.gather(
+                ratelimit.admit(
+                    runtime.ratelimit,
+                    key,
+                    request_id=ctx.request_id,
+                    protocol=ctx.protocol,
+                    tokens=ratelimit.tokens_estimate(models, body, plan.input_estimate),
+                ),
+                hold,
+                return_exceptions=True,
+            )
+            if not isinstance(limited, BaseException):
+                ticket.rate = limited
+            if not isinstance(held, BaseException):
+                ticket.hold = held
+            for failed in (limited, held):  # a 429 before a 402
+                if isinstance(failed, BaseException):
+                    raise failed
         return Chain(
             ctx,
             plan,

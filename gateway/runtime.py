@@ -6,10 +6,12 @@ Lookups on the hot path are answered from memory; a miss falls through to Redis 
 then to the database, whose sync ORM calls run on a small dedicated thread pool so
 they never block the event loop.
 
-`TOLLGATE_STATE_BACKEND` picks where credit holds and the usage queue live: "redis"
+`TOLLGATE_STATE_BACKEND` picks where credit holds, rate-limit counters and the usage
+queue live: "redis"
 (shared by every worker; the default when REDIS_URL is set) or "local" (this process's
 memory, the embedded single-process default). Both sides implement the same
-interfaces (billing.credit.CreditStore, gateway.usage.UsageQueue).
+interfaces (billing.credit.CreditStore, gateway.ratelimit.RateLimitStore,
+gateway.usage.UsageQueue).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from gateway.admission import KeyInfo, key_info_load
 from gateway.catalog import CatalogSnapshot, catalog_snapshot_load
 from gateway.health import DeploymentHealth
 from gateway.protocols.errors import GatewayError
+from gateway.ratelimit import LocalRateLimitStore, RateLimitStore, RedisRateLimitStore
 from gateway.upstream import Upstream
 from gateway.usage import LocalUsageQueue, RedisUsageQueue, UsageFlusher, UsageQueue
 from gateway.usage_event import UsageEvent
@@ -72,6 +75,7 @@ class Runtime:
         self.upstream: Upstream | None = None
         self.credit: CreditStore = LocalCreditStore(self.run_db)
         self.usage: UsageQueue = LocalUsageQueue()
+        self.ratelimit: RateLimitStore = LocalRateLimitStore()
         self.flusher: UsageFlusher | None = None
         self.health = DeploymentHealth()
         self.started = False
@@ -110,10 +114,12 @@ class Runtime:
             await self.health.load()
             self.credit = RedisCreditStore(self.redis, sync_client, self.run_db)
             self.usage = RedisUsageQueue(self.redis, sync_client)
+            self.ratelimit = RedisRateLimitStore(self.redis)
             self._tasks.append(asyncio.create_task(self._listen()))
         else:
             self.credit = LocalCreditStore(self.run_db)
             self.usage = LocalUsageQueue()
+            self.ratelimit = LocalRateLimitStore()
         self.flusher = UsageFlusher(self.usage, self.credit.flushed)
         if settings.TOLLGATE_USAGE_FLUSHER == "inprocess":
             self.flusher.start()

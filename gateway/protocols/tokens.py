@@ -143,3 +143,53 @@ def estimate_tokens_openai(body: dict[str, Any]) -> int:
             counter.tokens += TOOL_OVERHEAD
             counter.text(tool.get("function") or tool)
     return counter.total()
+
+
+# --- what a credit hold assumes --------------------------------------------------------
+# A hold must cover the worst case before the upstream is called. Text costs at most
+# about one token per 3 bytes of JSON; media referenced by URL cost far more than their
+# bytes. Per media part, at most: an image at Anthropic's 1.15-megapixel cap (OpenAI's
+# high-detail images stay below it); a document or file sent inline, its data at the
+# PDF rate above (never less than an image); one sent by URL or file id, whose size
+# cannot be known here, HOLD_URL_DOCUMENT_TOKENS (about 13 dense pages); audio sent
+# inline is covered by its bytes.
+HOLD_BYTES_PER_TOKEN = 3
+HOLD_IMAGE_TOKENS = ANTHROPIC_IMAGE_TOKENS
+HOLD_URL_DOCUMENT_TOKENS = 20_000
+_IMAGES = frozenset({"image", "image_url", "input_image"})
+_DOCUMENTS = frozenset({"document", "file", "input_file"})
+_MEDIA_MARKERS = (b'"image', b'"input_image', b'"document', b'"file', b'"input_file')
+
+
+def hold_input_tokens(raw: bytes, body: dict[str, Any]) -> int:
+    """The input tokens a credit hold assumes for this request body (any protocol)."""
+    tokens = len(raw) // HOLD_BYTES_PER_TOKEN + 1
+    if not any(marker in raw for marker in _MEDIA_MARKERS):
+        return tokens  # the common case: no media, no walk
+    stack: list[Any] = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            kind = node.get("type")
+            kind = kind if isinstance(kind, str) else ""  # a schema's "type" property, say
+            if kind in _IMAGES:
+                tokens += HOLD_IMAGE_TOKENS
+            elif kind in _DOCUMENTS:
+                tokens += _document_hold(node)
+            else:
+                stack.extend(v for v in node.values() if isinstance(v, dict | list))
+    return tokens
+
+
+def _document_hold(part: dict[str, Any]) -> int:
+    source = part.get("source") or part.get("file") or part
+    data = None
+    if isinstance(source, dict):
+        data = source.get("data") or source.get("file_data")
+    if isinstance(data, str) and data:
+        if isinstance(source, dict) and source.get("type") == "text":
+            return len(data) // HOLD_BYTES_PER_TOKEN + 1
+        return max(len(data) // DOCUMENT_BYTES_PER_TOKEN, HOLD_IMAGE_TOKENS)
+    return HOLD_URL_DOCUMENT_TOKENS
