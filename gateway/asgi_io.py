@@ -4,10 +4,11 @@ a stream while watching for the client going away."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from gateway.protocols.json_text import json_text
 
 # The ASGI callables (asgiref's types, without depending on asgiref).
 Scope = MutableMapping[str, Any]
@@ -69,9 +70,11 @@ def _header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 def json_dumps(data: Any) -> bytes:
+    # Decimals, and the gateway's float `usage.cost`, are written as exact decimal
+    # numbers (`0.000033`, not `3.3e-05`): see json_text.
     # "replace": a lone surrogate (an upstream's "\ud800" escape) becomes "?" instead
     # of failing the answer or the usage event.
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
+    return json_text(data).encode("utf-8", "replace")
 
 
 async def send_json(

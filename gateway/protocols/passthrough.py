@@ -6,8 +6,9 @@
 
 Only the events billing needs are decoded: OpenAI's usage chunk, Anthropic's
 message_start and message_delta, the Responses lifecycle events. Everything else goes
-out exactly as it came in. They have the interface of every stream adapter
-(adapter.StreamAdapter).
+out exactly as it came in, but for `model`, which is the public id the client asked
+for (as in non-streamed answers: docs/protocols.md). They have the interface of every
+stream adapter (adapter.StreamAdapter).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from gateway.protocols.adapter import UsageHook
 from gateway.protocols.errors import GatewayError, UpstreamError, status_of_openai_error
+from gateway.protocols.json_text import json_text
 from gateway.protocols.responses_events import (
     PREAMBLE,
     TERMINAL,
@@ -28,11 +30,15 @@ from gateway.protocols.sse import SSE_DONE, SSEEvent, sse_encode
 from gateway.protocols.usage import Usage
 
 _HAS_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+# A chunk's `model` field as written (a JSON string: no unescaped quote inside).
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 
 class OpenAIPassthroughStream:
     """OpenAI upstream -> OpenAI client. The upstream is always asked for usage; the
-    usage chunk is shown to the client (with cost added) only if it asked for it."""
+    usage chunk is shown to the client (with cost added) only if it asked for it.
+    With `model`, every chunk's `model` becomes it (a byte substitution of the field
+    as the upstream writes it, so chunks are not decoded)."""
 
     def __init__(
         self,
@@ -40,10 +46,15 @@ class OpenAIPassthroughStream:
         include_usage: bool,
         input_tokens_estimate: int,
         usage_hook: UsageHook | None = None,
+        model: str | None = None,
     ) -> None:
         self.include_usage = include_usage
         self.input_tokens_estimate = input_tokens_estimate
         self.usage_hook = usage_hook
+        self.model = model
+        self._model_value = json.dumps(model).encode() if model else b""
+        self._model_field = b'"model":' + self._model_value if model else b""
+        self._upstream_field = b""  # the upstream's `"model":"..."`, as it writes it
         self.usage = Usage()
         self.usage_estimated = False
         self.done = False
@@ -55,6 +66,25 @@ class OpenAIPassthroughStream:
 
     def _hook(self, usage: Usage) -> dict[str, Any]:
         return self.usage_hook(usage) if self.usage_hook else {}
+
+    def _public(self, raw: bytes) -> bytes:
+        """The chunk with its `model` field naming the public model."""
+        if not self._model_field:
+            return raw
+        if self._upstream_field and self._upstream_field in raw:
+            return raw.replace(self._upstream_field, self._model_field, 1)
+        found = _MODEL_FIELD.search(raw)
+        if found is None or found.group(1) == self._model_value:
+            return raw
+        self._upstream_field = found.group(0)
+        return raw[: found.start()] + self._model_field + raw[found.end() :]
+
+    def _usage(self, upstream: Any, extra: dict[str, Any]) -> dict[str, Any]:
+        """The client's usage: the upstream's as written (its details kept, as in a
+        non-streamed answer), gaps filled from the normalised shape, the hook's
+        fields (cost) added."""
+        written = upstream if isinstance(upstream, dict) else {}
+        return {**self.usage.to_openai(), **written, **extra}
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         if event.is_comment or self.done:
@@ -78,28 +108,32 @@ class OpenAIPassthroughStream:
             self.usage = Usage.from_openai(chunk.get("usage"))
             self._usage_seen = True
             extra = self._hook(self.usage)
+            if self.model and "model" in chunk:
+                chunk["model"] = self.model
             if chunk.get("choices"):
                 # Usage inside a content chunk (some compatible upstreams do this).
                 self.emitted_content = True
                 if self.include_usage:
-                    chunk["usage"] = {**self.usage.to_openai(), **extra}
+                    chunk["usage"] = self._usage(chunk.get("usage"), extra)
                 else:
                     chunk["usage"] = None
-                return [sse_encode(chunk)]
+                return [sse_encode(json_text(chunk))]
             if not self.include_usage:
                 return []
-            chunk["usage"] = {**self.usage.to_openai(), **extra}
-            return [sse_encode(chunk)]
+            chunk["usage"] = self._usage(chunk.get("usage"), extra)
+            return [sse_encode(json_text(chunk))]
         self._chunks += 1
         if self._chunks <= 2 or not self._last:
             # Keep the id/model/created of the stream for a synthesised usage chunk.
             try:
                 first = event.json()
                 self._last = {k: first.get(k) for k in ("id", "created", "model")}
+                if self.model:
+                    self._last["model"] = self.model
             except ValueError:
                 pass
         self.emitted_content = True
-        return [raw]
+        return [self._public(raw)]
 
     def _close(self) -> list[bytes]:
         self.done = True
@@ -112,12 +146,14 @@ class OpenAIPassthroughStream:
             if self.include_usage:
                 out.append(
                     sse_encode(
-                        {
-                            **self._last,
-                            "object": "chat.completion.chunk",
-                            "choices": [],
-                            "usage": {**self.usage.to_openai(), **extra},
-                        }
+                        json_text(
+                            {
+                                **self._last,
+                                "object": "chat.completion.chunk",
+                                "choices": [],
+                                "usage": {**self.usage.to_openai(), **extra},
+                            }
+                        )
                     )
                 )
         out.append(SSE_DONE)
@@ -133,10 +169,12 @@ class OpenAIPassthroughStream:
 
 
 class AnthropicPassthroughStream:
-    """Anthropic upstream -> Anthropic client; cost is added to message_delta's usage."""
+    """Anthropic upstream -> Anthropic client; cost is added to message_delta's usage.
+    With `model`, message_start's message names it (no other event has a model)."""
 
-    def __init__(self, *, usage_hook: UsageHook | None = None) -> None:
+    def __init__(self, *, usage_hook: UsageHook | None = None, model: str | None = None) -> None:
         self.usage_hook = usage_hook
+        self.model = model
         self.usage = Usage()
         self.usage_estimated = False
         self.done = False
@@ -154,8 +192,12 @@ class AnthropicPassthroughStream:
             self.emitted_content = True
             return [event.raw]
         if name == "message_start":
-            message = event.json().get("message") or {}
+            data = event.json()
+            message = data.get("message") or {}
             self.usage = Usage.from_anthropic(message.get("usage"))
+            if self.model and isinstance(message, dict) and message.get("model") != self.model:
+                message["model"] = self.model
+                return [sse_encode(json_text(data), "message_start")]
             return [event.raw]
         if name == "message_delta":
             data = event.json()
@@ -163,7 +205,7 @@ class AnthropicPassthroughStream:
             if self.usage_hook and not self._hooked:
                 self._hooked = True
                 data["usage"] = {**(data.get("usage") or {}), **self.usage_hook(self.usage)}
-            return [sse_encode(data, "message_delta")]
+            return [sse_encode(json_text(data), "message_delta")]
         if name == "message_stop":
             self.done = True
             return [event.raw]
@@ -273,7 +315,7 @@ class ResponsesPassthroughStream:
                 if isinstance(response.get("usage"), dict) or kind != "response.failed":
                     response["usage"] = {**(response.get("usage") or {}), **extra}
                     changed = True
-        return sse_encode(data, event.event or kind) if changed else event.raw
+        return sse_encode(json_text(data), event.event or kind) if changed else event.raw
 
     def stream_error(self, error: GatewayError) -> bytes:
         """The gateway's own error ending the stream (see responses_stream_error)."""

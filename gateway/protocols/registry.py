@@ -90,8 +90,16 @@ class Route:
         without it they get OpenAI's defaults."""
         out = self._response(data, model, request_body)
         shape = usage_shape(self.client, usage)
-        if self.client == self.wire == "responses" and isinstance(data.get("usage"), dict):
-            shape = {**data["usage"], **shape}  # keep the upstream's other details
+        upstream = data.get("usage")
+        if self.client == self.wire and isinstance(upstream, dict):
+            # Same protocol: the upstream's usage exactly as written (server_tool_use,
+            # service_tier, cache_creation, *_tokens_details...), as its streams relay
+            # it; the normalised shape only fills in what it lacks.
+            shape = {**shape, **upstream}
+        elif self.wire == "anthropic":
+            tools = translate_response.server_tool_use_of(upstream)
+            if tools is not None:
+                shape["server_tool_use"] = tools  # what was billed per call, as written
         out["usage"] = {**shape, **usage_extra}
         return out
 
@@ -181,6 +189,9 @@ def _prepared(
 def _same_protocol_response(
     data: dict[str, Any], model: str, request: dict[str, Any] | None
 ) -> dict[str, Any]:
+    """The upstream's body with every field as written (top-level `service_tier`,
+    `container`, `context_management`, `system_fingerprint`...) but `model`, which
+    is the public id the client asked for, as in every stream (docs/protocols.md)."""
     del request
     out = dict(data)
     out["model"] = model
@@ -296,11 +307,11 @@ def _include_usage(body: dict[str, Any]) -> bool:
 def _stream_openai_openai(
     model: str, body: dict[str, Any], input_estimate: int, hook: UsageHook | None
 ) -> StreamAdapter:
-    del model
     return OpenAIPassthroughStream(
         include_usage=_include_usage(body),
         input_tokens_estimate=input_estimate,
         usage_hook=hook,
+        model=model,
     )
 
 
@@ -316,8 +327,8 @@ def _stream_openai_anthropic(
 def _stream_anthropic_anthropic(
     model: str, body: dict[str, Any], input_estimate: int, hook: UsageHook | None
 ) -> StreamAdapter:
-    del model, body, input_estimate
-    return AnthropicPassthroughStream(usage_hook=hook)
+    del body, input_estimate
+    return AnthropicPassthroughStream(usage_hook=hook, model=model)
 
 
 def _stream_anthropic_openai(

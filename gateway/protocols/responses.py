@@ -1,6 +1,6 @@
 """Non-streaming response bodies translated between protocols: stop reasons, content,
-tool calls, thinking, usage and ids. Stream counterparts live in streams.py and share
-the tables and helpers below."""
+tool calls, thinking, refusals, usage and ids. Stream counterparts live in streams.py
+and share the tables and helpers below."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from gateway.protocols.usage import Usage
 FINISH_REASON_BY_STOP_REASON = {
     "end_turn": "stop",
     "stop_sequence": "stop",
-    "pause_turn": "stop",
+    # A paused server-tool turn is not a finished answer: "length" is OpenAI's only
+    # "stopped before the end, send the conversation back for more" (docs/protocols.md).
+    "pause_turn": "length",
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
@@ -40,6 +42,31 @@ def finish_reason(stop_reason: str | None) -> str:
 
 def stop_reason(finish: str | None) -> str:
     return STOP_REASON_BY_FINISH_REASON.get(finish or "stop", "end_turn")
+
+
+def refusal_explanation(stop_details: Any) -> str:
+    """What an Anthropic refusal (`stop_reason: "refusal"`) says, for OpenAI's
+    `message.refusal`: `stop_details.explanation` when Anthropic gives one, else a
+    sentence naming the policy category (the explanation can be null)."""
+    details = stop_details if isinstance(stop_details, dict) else {}
+    explanation = details.get("explanation")
+    if isinstance(explanation, str) and explanation:
+        return explanation
+    category = details.get("category")
+    named = f" (category: {category})" if isinstance(category, str) and category else ""
+    return f"The model declined to continue this response{named}."
+
+
+def refusal_stop_details(refusal: str) -> dict[str, Any]:
+    """Anthropic's `stop_details` for an OpenAI refusal (OpenAI names no category)."""
+    return {"type": "refusal", "category": None, "explanation": refusal}
+
+
+def server_tool_use_of(usage: Any) -> dict[str, Any] | None:
+    """Anthropic's `usage.server_tool_use` (server tools run and billed per call), as
+    written, so that OpenAI-protocol clients see it too."""
+    tools = usage.get("server_tool_use") if isinstance(usage, dict) else None
+    return dict(tools) if isinstance(tools, dict) else None
 
 
 def openai_id_from_anthropic(message_id: str | None) -> str:
@@ -123,10 +150,13 @@ def openai_response_from_anthropic(
         # Server-side tool blocks (web search and the like) have no Chat Completions
         # form; their outcome is in the text that follows them.
     text = "".join(texts)
+    native = resp.get("stop_reason") or "end_turn"
     message: dict[str, Any] = {
         "role": "assistant",
         "content": text if text or not calls else None,
-        "refusal": None,
+        # Anthropic's safety classifiers stopped the answer: OpenAI's refusal, with
+        # what Anthropic says about it (the text before it stays in `content`).
+        "refusal": refusal_explanation(resp.get("stop_details")) if native == "refusal" else None,
     }
     if calls:
         message["tool_calls"] = calls
@@ -134,6 +164,10 @@ def openai_response_from_anthropic(
         message["reasoning_content"] = "".join(thinking)
     if details:
         message["reasoning_details"] = details
+    usage = Usage.from_anthropic(resp.get("usage")).to_openai()
+    tools = server_tool_use_of(resp.get("usage"))
+    if tools is not None:
+        usage["server_tool_use"] = tools
     return {
         "id": openai_id_from_anthropic(resp.get("id")),
         "object": "chat.completion",
@@ -143,11 +177,14 @@ def openai_response_from_anthropic(
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": finish_reason(resp.get("stop_reason")),
+                "finish_reason": finish_reason(native),
+                # OpenRouter's convention: the upstream's own reason, which tells
+                # pause_turn from max_tokens (both "length").
+                "native_finish_reason": native,
                 "logprobs": None,
             }
         ],
-        "usage": Usage.from_anthropic(resp.get("usage")).to_openai(),
+        "usage": usage,
     }
 
 
@@ -168,7 +205,8 @@ def anthropic_response_from_openai(resp: dict[str, Any], *, model: str) -> dict[
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
     refusal = message.get("refusal")
-    if isinstance(refusal, str) and refusal:
+    refused = isinstance(refusal, str) and bool(refusal)
+    if refused:
         content.append({"type": "text", "text": refusal})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
@@ -180,7 +218,7 @@ def anthropic_response_from_openai(resp: dict[str, Any], *, model: str) -> dict[
                 "input": parse_tool_arguments(function.get("arguments")),
             }
         )
-    return {
+    out: dict[str, Any] = {
         "id": anthropic_id_from_openai(resp.get("id")),
         "type": "message",
         "role": "assistant",
@@ -190,3 +228,9 @@ def anthropic_response_from_openai(resp: dict[str, Any], *, model: str) -> dict[
         "stop_sequence": None,
         "usage": Usage.from_openai(resp.get("usage")).to_anthropic(),
     }
+    if refused:
+        # OpenAI reports a refusal in `message.refusal` and finishes with "stop":
+        # Anthropic's client learns it from the stop reason and its stop_details.
+        out["stop_reason"] = "refusal"
+        out["stop_details"] = refusal_stop_details(str(refusal))
+    return out

@@ -20,6 +20,7 @@ from gateway.protocols.errors import (
     UpstreamError,
     status_of_openai_error,
 )
+from gateway.protocols.json_text import json_text
 from gateway.protocols.responses_api import (
     finish_status,
     function_call_item,
@@ -37,7 +38,7 @@ from gateway.protocols.responses_events import (
     error_fields,
     failed_response,
 )
-from gateway.protocols.sse import SSEEvent
+from gateway.protocols.sse import SSEEvent, sse_encode
 from gateway.protocols.usage import Usage
 
 # The keys of Usage.to_openai(): anything else in a chat usage chunk (cost, is_byok,
@@ -442,7 +443,10 @@ class ChatToResponsesStream(Sequenced):
         response["usage"] = {**self.usage.to_responses(), **extra}
         self.emitted_content = True
         kind = "response.completed" if status == "completed" else "response.incomplete"
-        out.append(self._event(kind, response=response))
+        # Encoded with json_text, as every event carrying the cost: it is exact there.
+        data = {"type": kind, "response": response, "sequence_number": self.sequence_number}
+        self.sequence_number += 1
+        out.append(sse_encode(json_text(data), kind))
         return out
 
     def _fail(self, error: Any) -> list[bytes]:

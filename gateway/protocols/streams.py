@@ -28,11 +28,15 @@ from gateway.protocols.errors import (
     status_of_openai_error,
 )
 from gateway.protocols.ids import tool_id_to_anthropic, tool_id_to_openai
+from gateway.protocols.json_text import json_text
 from gateway.protocols.responses import (
     anthropic_id_from_openai,
     finish_reason,
     openai_id_from_anthropic,
     reasoning_detail,
+    refusal_explanation,
+    refusal_stop_details,
+    server_tool_use_of,
     stop_reason,
 )
 from gateway.protocols.sse import SSE_DONE, SSEEvent, sse_encode
@@ -43,8 +47,9 @@ class AnthropicToOpenAIStream:
     """Role chunk at message_start; text -> `content`, thinking -> `reasoning_content`;
     each tool_use block takes the next tool index, with id and name in its first
     chunk and `input_json_delta` as argument fragments ("{}" when there were none);
-    the finish chunk at message_delta; the usage chunk (if asked for) and [DONE] at
-    message_stop. Pings are dropped."""
+    the finish chunk at message_delta (with `native_finish_reason`, Anthropic's own;
+    a refusal is first a `refusal` delta with Anthropic's explanation); the usage
+    chunk (if asked for) and [DONE] at message_stop. Pings are dropped."""
 
     def __init__(
         self,
@@ -70,21 +75,30 @@ class AnthropicToOpenAIStream:
         self._next_tool = 0
         self._reasoning_index = 0
         self._deltas = 0
+        self._server_tools: dict[str, Any] | None = None  # usage.server_tool_use
 
     @property
     def output_estimate(self) -> int:
         return self._deltas
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None = None, native: str | None = None
+    ) -> bytes:
+        choice: dict[str, Any] = {
+            "index": 0,
+            "delta": delta,
+            "finish_reason": finish,
+            "logprobs": None,
+        }
+        if native is not None:
+            choice["native_finish_reason"] = native
         return sse_encode(
             {
                 "id": self._id,
                 "object": "chat.completion.chunk",
                 "created": self._created,
                 "model": self.model,
-                "choices": [
-                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-                ],
+                "choices": [choice],
             }
         )
 
@@ -110,6 +124,7 @@ class AnthropicToOpenAIStream:
         message = message or {}
         self._id = openai_id_from_anthropic(message.get("id"))
         self.usage = Usage.from_anthropic(message.get("usage"))
+        self._server_tools = server_tool_use_of(message.get("usage")) or self._server_tools
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _on_message_start(self, data: dict[str, Any]) -> list[bytes]:
@@ -189,11 +204,16 @@ class AnthropicToOpenAIStream:
     def _on_message_delta(self, data: dict[str, Any]) -> list[bytes]:
         out = self._start()
         self.usage.merge_anthropic_delta(data.get("usage"))
-        reason = (data.get("delta") or {}).get("stop_reason")
+        self._server_tools = server_tool_use_of(data.get("usage")) or self._server_tools
+        delta = data.get("delta") or {}
+        reason = delta.get("stop_reason")
         if reason and not self._finished:
             self._finished = True
             self.emitted_content = True
-            out.append(self._chunk({}, finish_reason(reason)))
+            if reason == "refusal":
+                explanation = refusal_explanation(delta.get("stop_details"))
+                out += self._content({"refusal": explanation})
+            out.append(self._chunk({}, finish_reason(reason), reason))
         return out
 
     def _on_message_stop(self, data: dict[str, Any]) -> list[bytes]:
@@ -217,18 +237,18 @@ class AnthropicToOpenAIStream:
         self.done = True
         extra = self.usage_hook(self.usage) if self.usage_hook else {}
         if self.include_usage:
-            out.append(
-                sse_encode(
-                    {
-                        "id": self._id,
-                        "object": "chat.completion.chunk",
-                        "created": self._created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": {**self.usage.to_openai(), **extra},
-                    }
-                )
-            )
+            usage = self.usage.to_openai()
+            if self._server_tools is not None:
+                usage["server_tool_use"] = self._server_tools  # as Anthropic wrote it
+            chunk = {
+                "id": self._id,
+                "object": "chat.completion.chunk",
+                "created": self._created,
+                "model": self.model,
+                "choices": [],
+                "usage": {**usage, **extra},
+            }
+            out.append(sse_encode(json_text(chunk)))
         out.append(SSE_DONE)
         return out
 
@@ -254,7 +274,8 @@ class OpenAIToAnthropicStream:
     chunk has one, else the caller's estimate); one content block per kind in order
     (thinking, text, each tool call), the open block closed before the next opens;
     the stop reason held until the usage chunk, then one message_delta with both and
-    message_stop."""
+    message_stop. `refusal` deltas go in a text block, and make the stop reason
+    `refusal` (with `stop_details.explanation`, the refusal text)."""
 
     def __init__(
         self,
@@ -277,6 +298,7 @@ class OpenAIToAnthropicStream:
         self._open: str | None = None  # "thinking" | "text" | "tool:<n>" | None
         self._tools: dict[int, dict[str, Any]] = {}  # OpenAI tool index -> state
         self._stop: str | None = None
+        self._refusal = ""  # the refusal text relayed, if the model refused
         self._deltas = 0
 
     @property
@@ -375,6 +397,8 @@ class OpenAIToAnthropicStream:
         for field in ("content", "refusal"):
             text = delta.get(field)
             if isinstance(text, str) and text:
+                if field == "refusal":
+                    self._refusal += text
                 if self._open != "text":
                     out += self._open_block("text", {"type": "text", "text": ""})
                 out.append(self._block_delta({"type": "text_delta", "text": text}))
@@ -439,16 +463,17 @@ class OpenAIToAnthropicStream:
             self.usage.output_tokens = max(self.usage.output_tokens, self._deltas)
         extra = self.usage_hook(self.usage) if self.usage_hook else {}
         self.emitted_content = True
-        out.append(
-            sse_encode(
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
-                    "usage": {**self.usage.to_anthropic(), **extra},
-                },
-                "message_delta",
-            )
-        )
+        delta: dict[str, Any] = {"stop_reason": self._stop or "end_turn", "stop_sequence": None}
+        if self._refusal:
+            # OpenAI finishes a refusal with "stop": Anthropic's client learns it here.
+            delta["stop_reason"] = "refusal"
+            delta["stop_details"] = refusal_stop_details(self._refusal)
+        data = {
+            "type": "message_delta",
+            "delta": delta,
+            "usage": {**self.usage.to_anthropic(), **extra},
+        }
+        out.append(sse_encode(json_text(data), "message_delta"))
         out.append(sse_encode({"type": "message_stop"}, "message_stop"))
         return out
 

@@ -120,7 +120,9 @@ def test_anthropic_usage_becomes_openai_usage_with_cache_tokens_inside_prompt() 
         ("refusal", "content_filter"),
         (None, "stop"),
         ("model_context_window_exceeded", "length"),
-        ("pause_turn", "stop"),
+        # A paused server-tool turn is unfinished: "stop" would tell the client the
+        # answer is complete (native_finish_reason still says pause_turn).
+        ("pause_turn", "length"),
     ],
 )
 def test_stop_reasons_become_finish_reasons(stop_reason: Any, finish_reason: str) -> None:

@@ -149,8 +149,10 @@ def feed_all(adapter: registry.StreamAdapter, raw: bytes) -> bytes:
             OPENAI_BODY,
             OpenAIPassthroughStream,
             OPENAI_TOOL_TURN,
+            # Pass-through streams get the public model: their chunks name it, as
+            # non-streamed answers do.
             lambda hook: OpenAIPassthroughStream(
-                include_usage=True, input_tokens_estimate=42, usage_hook=hook
+                include_usage=True, input_tokens_estimate=42, usage_hook=hook, model="public"
             ),
         ),
         (
@@ -169,7 +171,7 @@ def feed_all(adapter: registry.StreamAdapter, raw: bytes) -> bytes:
             ANTHROPIC_BODY,
             AnthropicPassthroughStream,
             ANTHROPIC_TOOL_TURN,
-            lambda hook: AnthropicPassthroughStream(usage_hook=hook),
+            lambda hook: AnthropicPassthroughStream(usage_hook=hook, model="public"),
         ),
         (
             "anthropic",
