@@ -54,7 +54,9 @@ Prompt caching (see `cache`): Anthropic `cache_control` pieces (and top-level
 when the prompt has at least `openai_cache_min_tokens` (default 1024) tokens, reported
 in `prompt_tokens_details.cached_tokens`.
 
-Scripted failures: see `script`.
+Scripted failures, and `replay` (answer with a recorded response byte for byte: its
+status, only its headers, a `text/event-stream` body event by event; see
+`tests/fixtures/vendor_responses/`): see `script`.
 """
 
 from .app import FakeUpstream

@@ -280,6 +280,9 @@ class FakeUpstream:
         if behaviour.hang:
             await _wait_for_disconnect(ex.receive)
             return True
+        if behaviour.replay is not None:
+            await self._replay(ex, behaviour)
+            return True
         if behaviour.status is not None:
             error = (
                 behaviour.body
@@ -452,6 +455,28 @@ class FakeUpstream:
             await send({"type": "http.response.body", "body": event, "more_body": True})
         if drop is None:
             await send({"type": "http.response.body", "body": b""})
+
+    async def _replay(self, ex: Exchange, behaviour: Behaviour) -> None:
+        """Send a recorded answer as it was recorded (see `script`): its status, only its
+        headers, and its body, a stream event by event."""
+        replay = behaviour.replay
+        assert replay is not None
+        send = ex.send
+        await send(
+            {
+                "type": "http.response.start",
+                "status": replay.status,
+                "headers": list(replay.headers),
+            }
+        )
+        drop, delay = behaviour.drop_after_chunks, behaviour.chunk_delay_ms / 1000
+        for i, event in enumerate(replay.events):
+            if drop is not None and i >= drop:
+                return  # never completes: the server drops the connection
+            if delay and i:
+                await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     # -- admin API -----------------------------------------------------------------
 
