@@ -106,7 +106,7 @@ class Usage:
         output_details_key: str,
     ) -> Usage:
         """Both OpenAI APIs: the prompt count includes cache reads and writes, which
-        are split out (cache writes priced as 5-minute writes)."""
+        are split out."""
         if not usage:
             return cls()
         prompt = _int(usage.get(prompt_key))
@@ -115,12 +115,18 @@ class Usage:
         written = _int(usage.get("cache_creation_input_tokens")) or _int(
             details.get("cache_write_tokens")
         )
+        # OpenAI's two cache-write retentions: the default (30 minutes) is priced as
+        # the catalog's short write (cache_write_5m), the 12-hour one as its long
+        # write (cache_write_1h); docs/catalog.md.
+        split = details.get("cache_write_tokens_details") or {}
+        long_written = min(_int(split.get("ttl_12h_tokens")), written)
         output_details = usage.get(output_details_key) or {}
         return cls(
             input_tokens=max(prompt - cached - written, 0),
             output_tokens=_int(usage.get(output_key)),
             cache_read_tokens=cached,
-            cache_write_5m_tokens=written,
+            cache_write_5m_tokens=written - long_written,
+            cache_write_1h_tokens=long_written,
             reasoning_tokens=_int(output_details.get("reasoning_tokens")),
         )
 
