@@ -119,6 +119,10 @@ class ModelAdmin(admin.ModelAdmin):
             {"fields": ("price_web_search", "price_web_fetch")},
         ),
         (
+            "Service tiers (price multipliers)",
+            {"fields": ("priority_multiplier", "flex_multiplier")},
+        ),
+        (
             "Long context (USD per million tokens, for the whole request above the threshold)",
             {
                 "fields": (

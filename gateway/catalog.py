@@ -159,6 +159,13 @@ def _prices(m: Model) -> TokenPrices:
         m.price_cache_write_5m,
         m.price_cache_write_1h,
     )
+    tiers = tuple(
+        (name, int(multiplier * 10_000))
+        for name, multiplier in (("priority", m.priority_multiplier), ("flex", m.flex_multiplier))
+        if multiplier != 1
+    )
+    if tiers:
+        base = dataclasses.replace(base, tiers=tiers)
     if not m.long_context_above:
         return base
     long = tier(
@@ -233,6 +240,14 @@ def catalog_snapshot_load() -> CatalogSnapshot:
                 "cache_write_1h": _plain(m.price_cache_write_1h),
                 "web_search_per_1000": _plain(m.price_web_search),
                 "web_fetch_per_1000": _plain(m.price_web_fetch),
+                **(
+                    {"priority_multiplier": _plain(m.priority_multiplier)}
+                    if m.priority_multiplier != 1
+                    else {}
+                ),
+                **(
+                    {"flex_multiplier": _plain(m.flex_multiplier)} if m.flex_multiplier != 1 else {}
+                ),
                 **(
                     {
                         "long_context_above": str(m.long_context_above),

@@ -102,7 +102,7 @@ async def hold(
     result: Hold | Refusal | None = None
     worst = output = 0
     for cap in caps:
-        worst, output = _worst_case(models, input_estimate, cap)
+        worst, output = _worst_case(models, input_estimate, cap, _tier_asked(body))
         if byok:
             worst = byok_fee_nano(worst)
         result = await runtime.credit.reserve(
@@ -119,7 +119,15 @@ async def hold(
 UNSET_OUTPUT_HOLD_TOKENS = 4096
 
 
-def _worst_case(models: list[ModelEntry], input_estimate: int, cap: int | None) -> tuple[int, int]:
+def _tier_asked(body: dict[str, Any]) -> str:
+    """The service tier a request may be served on, for its hold: "priority" when it
+    asks for it or lets the provider choose ("auto"), else the standard prices."""
+    return "priority" if body.get("service_tier") in ("priority", "auto") else ""
+
+
+def _worst_case(
+    models: list[ModelEntry], input_estimate: int, cap: int | None, service_tier: str = ""
+) -> tuple[int, int]:
     """The dearest (cost, output tokens) over the models, with output capped at `cap`."""
     worst = output = 0
     for entry in {m.public_id: m for m in models}.values():
@@ -130,7 +138,9 @@ def _worst_case(models: list[ModelEntry], input_estimate: int, cap: int | None) 
         worst = max(
             worst,
             entry.prices.worst_case_nano(
-                input_tokens=min(input_estimate, entry.context_window), output_tokens=out
+                input_tokens=min(input_estimate, entry.context_window),
+                output_tokens=out,
+                service_tier=service_tier,
             ),
         )
     return worst, output

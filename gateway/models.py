@@ -100,6 +100,22 @@ class Model(TimeStamped):
     price_long_cache_read = _price()
     price_long_cache_write_5m = _price()
     price_long_cache_write_1h = _price()
+    priority_multiplier = models.DecimalField(
+        max_digits=6,
+        decimal_places=4,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Every price times this when the provider reports the priority tier "
+        "served the request (OpenAI and Anthropic `service_tier: priority`)",
+    )
+    flex_multiplier = models.DecimalField(
+        max_digits=6,
+        decimal_places=4,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Every price times this when the provider reports the flex tier "
+        "(OpenAI `service_tier: flex`)",
+    )
     groups = models.ManyToManyField(Group, blank=True, related_name="models")
     enabled = models.BooleanField(default=True)
 

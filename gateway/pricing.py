@@ -10,12 +10,14 @@ once (half up) to nano-dollars, the unit of the ledger.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 
 from gateway.protocols.usage import Usage
 
 PICO_PER_NANO = 1000
+TIER_UNIT = 10_000  # a service-tier multiplier of 1, in parts per 10,000
 
 
 def price_to_pico_per_token(usd_per_million: Decimal) -> int:
@@ -39,6 +41,9 @@ class TokenPrices:
     # Above `long_above` prompt tokens, the whole request is priced at `long`.
     long_above: int = 0
     long: TokenPrices | None = None
+    # Service tiers the provider reports (`priority`, `flex`) -> price multiplier in
+    # parts per 10,000 (an exact integer: multipliers have at most 4 decimals).
+    tiers: tuple[tuple[str, int], ...] = ()
 
     def for_prompt(self, prompt_tokens: int) -> TokenPrices:
         """The prices that apply to a request with this many prompt tokens."""
@@ -70,9 +75,17 @@ class TokenPrices:
             web_fetch=price_to_pico_per_token(web_fetch) * 1000,
         )
 
+    def tier_multiplier(self, service_tier: str) -> int:
+        """Parts per 10,000 for this service tier (10,000 for any other)."""
+        for name, multiplier in self.tiers:
+            if name == service_tier:
+                return multiplier
+        return TIER_UNIT
+
     def cost_nano(self, usage: Usage) -> int:
         if self.long is not None and usage.prompt_tokens > self.long_above:
-            return self.long.cost_nano(usage)
+            long = dataclasses.replace(self.long, tiers=self.tiers)
+            return long.cost_nano(usage)
         pico = (
             usage.input_tokens * self.input
             + usage.output_tokens * self.output
@@ -82,13 +95,24 @@ class TokenPrices:
             + usage.web_search_calls * self.web_search
             + usage.web_fetch_calls * self.web_fetch
         )
+        multiplier = self.tier_multiplier(usage.service_tier) if self.tiers else TIER_UNIT
+        if multiplier != TIER_UNIT:
+            # pico * m / 10,000, rounded once, half up, to nano-dollars
+            scale = PICO_PER_NANO * TIER_UNIT
+            return (pico * multiplier + scale // 2) // scale
         return (pico + PICO_PER_NANO // 2) // PICO_PER_NANO
 
-    def worst_case_nano(self, *, input_tokens: int, output_tokens: int) -> int:
+    def worst_case_nano(
+        self, *, input_tokens: int, output_tokens: int, service_tier: str = ""
+    ) -> int:
         """Most a request could cost: every input token at the dearest input rate
         (a 1h cache write is dearer than plain input) and every allowed output token."""
         if self.long is not None and input_tokens > self.long_above:
-            return self.long.worst_case_nano(input_tokens=input_tokens, output_tokens=output_tokens)
+            return dataclasses.replace(self.long, tiers=self.tiers).worst_case_nano(
+                input_tokens=input_tokens, output_tokens=output_tokens, service_tier=service_tier
+            )
         dearest_input = max(self.input, self.cache_write_5m, self.cache_write_1h)
         pico = input_tokens * dearest_input + output_tokens * self.output
-        return -(-pico // PICO_PER_NANO)  # round up: a hold must never fall short
+        multiplier = max(self.tier_multiplier(service_tier), TIER_UNIT)
+        # round up: a hold must never fall short
+        return -(-pico * multiplier // (PICO_PER_NANO * TIER_UNIT))

@@ -231,6 +231,11 @@ def _model_load(
     if not isinstance(long, dict):
         raise CatalogError(f"{where}.long_context: expected {{above: N, prices: {{...}}}}")
     values["long_context_above"] = int(long.get("above", 0))
+    tiers = item.get("service_tiers") or {}
+    if not isinstance(tiers, dict) or set(tiers) - {"priority", "flex"}:
+        raise CatalogError(f"{where}.service_tiers: expected {{priority: N, flex: N}}")
+    values["priority_multiplier"] = _decimal(tiers.get("priority", 1), f"{where}.service_tiers")
+    values["flex_multiplier"] = _decimal(tiers.get("flex", 1), f"{where}.service_tiers")
     long_prices = long.get("prices") or {}
     for key, field_name in LONG_PRICE_FIELDS.items():
         values[field_name] = _decimal(long_prices.get(key, 0), f"{where}.long_context.prices.{key}")

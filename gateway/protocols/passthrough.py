@@ -105,7 +105,7 @@ class OpenAIPassthroughStream:
             return [raw]
         if _HAS_USAGE.search(raw):
             chunk = event.json()
-            self.usage = Usage.from_openai(chunk.get("usage"))
+            self.usage = Usage.from_openai(chunk.get("usage"), chunk.get("service_tier"))
             self._usage_seen = True
             extra = self._hook(self.usage)
             if self.model and "model" in chunk:
@@ -297,7 +297,9 @@ class ResponsesPassthroughStream:
             changed = True
         if kind in TERMINAL:
             self.done = True
-            self.usage = Usage.from_responses(response.get("usage"), response.get("output"))
+            self.usage = Usage.from_responses(
+                response.get("usage"), response.get("output"), response.get("service_tier")
+            )
             if kind == "response.failed":
                 failure = response.get("error") or {}
                 code = str(failure.get("code") or "server_error")

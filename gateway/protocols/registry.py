@@ -144,8 +144,8 @@ def usage_of(wire: str, data: dict[str, Any]) -> Usage:
     if wire == "anthropic":
         return Usage.from_anthropic(usage)
     if wire == "responses":
-        return Usage.from_responses(usage, data.get("output"))
-    return Usage.from_openai(usage)
+        return Usage.from_responses(usage, data.get("output"), data.get("service_tier"))
+    return Usage.from_openai(usage, data.get("service_tier"))
 
 
 def usage_shape(client: str, usage: Usage) -> dict[str, Any]:

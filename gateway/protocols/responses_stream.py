@@ -133,7 +133,7 @@ class ChatToResponsesStream(Sequenced):
         out = self._start(chunk)
         if chunk.get("usage"):
             usage = chunk["usage"]
-            self.usage = Usage.from_openai(usage)
+            self.usage = Usage.from_openai(usage, chunk.get("service_tier"))
             self._usage_seen = True
             self._extra = {k: v for k, v in usage.items() if k not in _CHAT_USAGE_KEYS}
         for choice in chunk.get("choices") or []:

@@ -317,7 +317,7 @@ class OpenAIToAnthropicStream:
             return self._fail(chunk.get("error"))
         out = self._start(chunk)
         if chunk.get("usage"):
-            self.usage = Usage.from_openai(chunk["usage"])
+            self.usage = Usage.from_openai(chunk["usage"], chunk.get("service_tier"))
             self.usage_estimated = False
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
@@ -335,7 +335,7 @@ class OpenAIToAnthropicStream:
         self._started = True
         self._id = anthropic_id_from_openai(chunk.get("id"))
         if chunk.get("usage"):
-            self.usage = Usage.from_openai(chunk["usage"])
+            self.usage = Usage.from_openai(chunk["usage"], chunk.get("service_tier"))
         usage = self.usage.to_anthropic()
         usage["output_tokens"] = 0
         return [

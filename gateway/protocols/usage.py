@@ -28,6 +28,7 @@ class Usage:
     reasoning_tokens: int = 0  # part of output_tokens, reported for information
     web_search_calls: int = 0  # server tools the provider ran, billed per call
     web_fetch_calls: int = 0
+    service_tier: str = ""  # as the provider reports it (priority, flex: other prices)
 
     @property
     def cache_write_tokens(self) -> int:
@@ -43,18 +44,20 @@ class Usage:
 
     # --- reading ---------------------------------------------------------------
     @classmethod
-    def from_openai(cls, usage: dict[str, Any] | None) -> Usage:
+    def from_openai(cls, usage: dict[str, Any] | None, service_tier: Any = None) -> Usage:
         """Chat Completions usage. OpenAI reports cache writes as
         prompt_tokens_details.cache_write_tokens; OpenAI-compatible gateways in front
         of Anthropic models report them at the top level. Either way they are inside
         prompt_tokens."""
-        return cls._openai_family(
+        out = cls._openai_family(
             usage,
             "prompt_tokens",
             "completion_tokens",
             "prompt_tokens_details",
             "completion_tokens_details",
         )
+        out.service_tier = str(service_tier or "")  # top-level in OpenAI's answers
+        return out
 
     @classmethod
     def from_anthropic(cls, usage: dict[str, Any] | None) -> Usage:
@@ -75,10 +78,16 @@ class Usage:
             cache_write_1h_tokens=w1h,
             web_search_calls=_int(tools.get("web_search_requests")),
             web_fetch_calls=_int(tools.get("web_fetch_requests")),
+            service_tier=str(usage.get("service_tier") or ""),
         )
 
     @classmethod
-    def from_responses(cls, usage: dict[str, Any] | None, output: list[Any] | None = None) -> Usage:
+    def from_responses(
+        cls,
+        usage: dict[str, Any] | None,
+        output: list[Any] | None = None,
+        service_tier: Any = None,
+    ) -> Usage:
         """OpenAI Responses usage: the same counts as Chat Completions' under other
         names (`input_tokens` includes cached tokens, like prompt_tokens). Web searches
         are not in `usage`: each `web_search_call` item of the `output` is one."""
@@ -89,6 +98,7 @@ class Usage:
             "input_tokens_details",
             "output_tokens_details",
         )
+        out.service_tier = str(service_tier or "")
         out.web_search_calls = sum(
             1
             for item in output or ()
