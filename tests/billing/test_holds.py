@@ -78,9 +78,7 @@ def test_no_output_limit_holds_a_capped_amount_when_the_maximum_cannot_be_held(w
     assert "spend limit" in refused.value.message
 
 
-def test_a_hundred_concurrent_image_requests_never_overdraw(world):
-    _balance_set(world, 100_000_000)  # $0.10: two or so holds at a time
-
+def _burst(world) -> list[int]:
     async def burst() -> list[int]:
         async with httpx.AsyncClient(timeout=60) as client:
             responses = await asyncio.gather(
@@ -97,6 +95,13 @@ def test_a_hundred_concurrent_image_requests_never_overdraw(world):
 
     statuses = asyncio.run(burst())
     world.drain()
+    return statuses
+
+
+def test_a_hundred_concurrent_image_requests_never_overdraw(world):
+    _balance_set(world, 100_000_000)  # $0.10: two or so holds at a time
+
+    statuses = _burst(world)
 
     assert set(statuses) <= {200, 402} and 200 in statuses and 402 in statuses
     assert RequestLog.objects.filter(status_code=200).count() == statuses.count(200)
@@ -114,3 +119,18 @@ def test_the_media_walk_ignores_json_schemas_whose_property_is_called_type():
     raw = json.dumps(body).encode()
 
     assert hold_input_tokens(raw, body) == len(raw) // 3 + 1 + HOLD_IMAGE_TOKENS
+
+
+def test_a_hundred_concurrent_image_requests_never_overspend_a_key_limit(world):
+    from gateway.runtime import runtime
+
+    world.key.spend_limit_total_nano = 50_000_000  # $0.05, with $100 of credit
+    world.key.save()
+    runtime.caches_clear()
+
+    statuses = _burst(world)
+
+    assert 200 in statuses and 402 in statuses
+    spent = sum(RequestLog.objects.filter(api_key=world.key).values_list("cost_nano", flat=True))
+    assert 0 < spent <= 50_000_000
+    assert balance_reconcile() == []
