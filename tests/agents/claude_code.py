@@ -24,16 +24,16 @@ kept as a second line.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.agents.process import agent_run, json_lines, minimal_env
 
 AGENTS_DIR = Path(__file__).resolve().parent
 CLAUDE_CODE_VERSION = "2.1.332"  # must match package.json
@@ -77,21 +77,14 @@ def claude_env(
     """
     tmp = home / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
+    variables = {
         "TMPDIR": str(tmp),  # else it writes /tmp/claude-<uid>/
         "CLAUDE_CODE_TMPDIR": str(tmp),
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_API_KEY": api_key,
-        "NO_COLOR": "1",
         **QUIET_ENV,
     }
-    for name in ("LANG", "LC_ALL", "TZ"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env.update(extra or {})
-    return env
+    return minimal_env(home, variables, extra)
 
 
 class ClaudeResult(subprocess.CompletedProcess[str]):
@@ -152,16 +145,7 @@ class ClaudeResult(subprocess.CompletedProcess[str]):
         ]
 
 
-def parse_events(stdout: str) -> list[dict[str, Any]]:
-    events = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events
+parse_events = json_lines  # the JSON lines of its output
 
 
 def run_claude(
@@ -229,23 +213,13 @@ def run_claude(
         args += ["--allowedTools", ",".join(allowed_tools)]
     args += [*extra_args, "--", prompt]
     try:
-        proc = subprocess.Popen(
+        returncode, stdout, stderr = agent_run(
             args,
             cwd=workdir,
             env=claude_env(home_path, base_url, api_key, extra_env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            timeout=timeout,
         )
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-            raise subprocess.TimeoutExpired(args, timeout, output=stdout, stderr=stderr) from None
-        result = ClaudeResult(args, proc.returncode, stdout, stderr)
+        result = ClaudeResult(args, returncode, stdout, stderr)
         result.events = parse_events(stdout)
         result.home = None if own_home else home_path
         return result

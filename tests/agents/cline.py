@@ -27,12 +27,13 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.agents.process import agent_run, json_lines, minimal_env
 
 AGENTS_DIR = Path(__file__).resolve().parent
 CLINE_VERSION = "3.0.65"  # must match package.json
@@ -109,20 +110,13 @@ def provider_settings(
 
 def cline_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A minimal environment: nothing of the caller's but PATH and locale."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
+    variables = {
         "CLINE_DIR": str(home / ".cline"),
         "CLINE_DATA_DIR": str(home / ".cline" / "data"),
         "CLINE_SESSION_BACKEND_MODE": "local",  # no hub daemon, no probe of :25463
         "IS_TEST": "true",  # no PostHog feature-flag poll of data.cline.bot
-        "NO_COLOR": "1",
     }
-    for name in ("LANG", "LC_ALL", "TZ"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env.update(extra or {})
-    return env
+    return minimal_env(home, variables, extra)
 
 
 class ClineResult(subprocess.CompletedProcess[str]):
@@ -163,16 +157,7 @@ class ClineResult(subprocess.CompletedProcess[str]):
         return "\n".join(messages) or self.stderr[-2000:]
 
 
-def parse_records(stdout: str) -> list[dict[str, Any]]:
-    records = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return records
+parse_records = json_lines  # the JSON lines of its output
 
 
 def run_cline(
@@ -239,23 +224,10 @@ def run_cline(
         prompt,
     ]
     try:
-        proc = subprocess.Popen(
-            args,
-            cwd=workdir,
-            env=cline_env(home_path, env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+        returncode, stdout, stderr = agent_run(
+            args, cwd=workdir, env=cline_env(home_path, env), timeout=timeout
         )
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-            raise subprocess.TimeoutExpired(args, timeout, output=stdout, stderr=stderr) from None
-        result = ClineResult(args, proc.returncode, stdout, stderr)
+        result = ClineResult(args, returncode, stdout, stderr)
         result.records = parse_records(stdout)
         result.home = None if own_home else home_path
         return result

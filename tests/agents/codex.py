@@ -24,12 +24,13 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.agents.process import agent_run, json_lines, minimal_env
 
 AGENTS_DIR = Path(__file__).resolve().parent
 CODEX_VERSION = "0.171.0"  # must match package.json
@@ -119,18 +120,11 @@ def codex_config(
 
 def codex_env(home: Path, api_key: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A minimal environment: nothing of the caller's but PATH and locale."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
+    variables = {
         "CODEX_HOME": str(home),
         ENV_KEY: api_key,
-        "NO_COLOR": "1",
     }
-    for name in ("LANG", "LC_ALL", "TZ"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env.update(extra or {})
-    return env
+    return minimal_env(home, variables, extra)
 
 
 class CodexResult(subprocess.CompletedProcess[str]):
@@ -148,16 +142,7 @@ class CodexResult(subprocess.CompletedProcess[str]):
         return {}
 
 
-def parse_events(stdout: str) -> list[dict[str, Any]]:
-    events = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events
+parse_events = json_lines  # the JSON lines of its output
 
 
 def run_codex(
@@ -222,23 +207,10 @@ def run_codex(
         args.append("--json")
     args += [*extra_args, "--", prompt]
     try:
-        proc = subprocess.Popen(
-            args,
-            cwd=workdir,
-            env=codex_env(home_path, api_key, env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+        returncode, stdout, stderr = agent_run(
+            args, cwd=workdir, env=codex_env(home_path, api_key, env), timeout=timeout
         )
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-            raise subprocess.TimeoutExpired(args, timeout, output=stdout, stderr=stderr) from None
-        result = CodexResult(args, proc.returncode, stdout, stderr)
+        result = CodexResult(args, returncode, stdout, stderr)
         result.events = parse_events(stdout) if json_events else []
         result.last_message = last_file.read_text() if last_file.exists() else None
         result.home = None if own_home else home_path

@@ -35,12 +35,13 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.agents.process import agent_run, json_lines, minimal_env
 
 AGENTS_DIR = Path(__file__).resolve().parent
 OPENCODE_VERSION = "1.18.33"  # must match package.json
@@ -152,22 +153,15 @@ def opencode_env(
     home: Path, api_key: str, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """A minimal environment: nothing of the caller's but PATH and locale."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
+    variables = {
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
         "XDG_CACHE_HOME": str(home / ".cache"),
         "XDG_STATE_HOME": str(home / ".local" / "state"),
         ENV_KEY: api_key,
-        "NO_COLOR": "1",
         **QUIET_ENV,
     }
-    for name in ("LANG", "LC_ALL", "TZ"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env.update(extra or {})
-    return env
+    return minimal_env(home, variables, extra)
 
 
 class OpencodeResult(subprocess.CompletedProcess[str]):
@@ -217,16 +211,7 @@ class OpencodeResult(subprocess.CompletedProcess[str]):
         return [e for e in self.events if e.get("type") == "error"]
 
 
-def parse_events(stdout: str) -> list[dict[str, Any]]:
-    events = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events
+parse_events = json_lines  # the JSON lines of its output
 
 
 def run_opencode(
@@ -281,23 +266,10 @@ def run_opencode(
         args += ["--title", title]
     args += [*extra_args, "--", prompt]
     try:
-        proc = subprocess.Popen(
-            args,
-            cwd=workdir,
-            env=opencode_env(home_path, api_key, env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+        returncode, stdout, stderr = agent_run(
+            args, cwd=workdir, env=opencode_env(home_path, api_key, env), timeout=timeout
         )
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-            raise subprocess.TimeoutExpired(args, timeout, output=stdout, stderr=stderr) from None
-        result = OpencodeResult(args, proc.returncode, stdout, stderr)
+        result = OpencodeResult(args, returncode, stdout, stderr)
         result.events = parse_events(stdout)
         result.home = None if own_home else home_path
         return result
