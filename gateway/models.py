@@ -52,13 +52,23 @@ class Provider(TimeStamped):
         return self.slug
 
 
-def _price() -> models.DecimalField:
+def _price(help_text: str = "USD per million tokens", max_digits: int = 14) -> models.DecimalField:
     return models.DecimalField(
-        max_digits=14,
+        max_digits=max_digits,
         decimal_places=6,
         default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],
-        help_text="USD per million tokens",
+        help_text=help_text,
+    )
+
+
+def _multiplier(help_text: str) -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=6,
+        decimal_places=4,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=help_text,
     )
 
 
@@ -75,20 +85,13 @@ class Model(TimeStamped):
     price_cache_read = _price()
     price_cache_write_5m = _price()
     price_cache_write_1h = _price()
-    price_web_search = models.DecimalField(
+    price_web_search = _price(
+        "USD per 1,000 web searches the provider runs (Anthropic's web search tool, "
+        "OpenAI's web_search calls), on top of tokens",
         max_digits=12,
-        decimal_places=6,
-        default=Decimal("0"),
-        validators=[MinValueValidator(Decimal("0"))],
-        help_text="USD per 1,000 web searches the provider runs (Anthropic's web search "
-        "tool, OpenAI's web_search calls), on top of tokens",
     )
-    price_web_fetch = models.DecimalField(
-        max_digits=12,
-        decimal_places=6,
-        default=Decimal("0"),
-        validators=[MinValueValidator(Decimal("0"))],
-        help_text="USD per 1,000 web fetches the provider runs, on top of tokens",
+    price_web_fetch = _price(
+        "USD per 1,000 web fetches the provider runs, on top of tokens", max_digits=12
     )
     long_context_above = models.PositiveIntegerField(
         default=0,
@@ -100,21 +103,13 @@ class Model(TimeStamped):
     price_long_cache_read = _price()
     price_long_cache_write_5m = _price()
     price_long_cache_write_1h = _price()
-    priority_multiplier = models.DecimalField(
-        max_digits=6,
-        decimal_places=4,
-        default=Decimal("1"),
-        validators=[MinValueValidator(Decimal("0"))],
-        help_text="Every price times this when the provider reports the priority tier "
-        "served the request (OpenAI and Anthropic `service_tier: priority`)",
+    priority_multiplier = _multiplier(
+        "Every price times this when the provider reports the priority tier served the "
+        "request (OpenAI and Anthropic `service_tier: priority`)"
     )
-    flex_multiplier = models.DecimalField(
-        max_digits=6,
-        decimal_places=4,
-        default=Decimal("1"),
-        validators=[MinValueValidator(Decimal("0"))],
-        help_text="Every price times this when the provider reports the flex tier "
-        "(OpenAI `service_tier: flex`)",
+    flex_multiplier = _multiplier(
+        "Every price times this when the provider reports the flex tier (OpenAI "
+        "`service_tier: flex`)"
     )
     groups = models.ManyToManyField(Group, blank=True, related_name="models")
     enabled = models.BooleanField(default=True)
