@@ -329,6 +329,7 @@ def _event(ticket: Ticket, outcome: Outcome) -> UsageEvent:
         reasoning_tokens=usage.reasoning_tokens,
         web_search_calls=usage.web_search_calls,
         web_fetch_calls=usage.web_fetch_calls,
+        service_tier=usage.service_tier,
         usage_estimated=outcome.usage_estimated,
         cost_nano=outcome.cost_nano,
         byok=served.byok if served else ticket.byok,

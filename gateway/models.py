@@ -286,6 +286,9 @@ class RequestLog(models.Model):
     reasoning_tokens = models.PositiveIntegerField(default=0)
     web_search_calls = models.PositiveIntegerField(default=0)
     web_fetch_calls = models.PositiveIntegerField(default=0)
+    service_tier = models.CharField(
+        max_length=20, blank=True, default="", help_text="As the provider reported it"
+    )
     usage_estimated = models.BooleanField(
         default=False, help_text="Tokens estimated (the upstream did not report usage)"
     )

@@ -51,6 +51,7 @@ class UsageEvent:
     reasoning_tokens: int = 0
     web_search_calls: int = 0
     web_fetch_calls: int = 0
+    service_tier: str = _bounded(20)
     usage_estimated: bool = False
     cost_nano: int = 0  # charged, nano-USD: the figure shown, logged and debited
     byok: bool = False

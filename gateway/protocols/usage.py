@@ -173,7 +173,10 @@ class Usage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cache_read_tokens},
+            "prompt_tokens_details": {
+                "cached_tokens": self.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+            },
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             # Roo Code and other clients read these top-level Anthropic-style counts.
             "cache_read_input_tokens": self.cache_read_tokens,

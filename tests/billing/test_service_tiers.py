@@ -94,4 +94,5 @@ def test_an_openai_answer_served_on_priority_is_billed_at_the_priority_multiplie
     assert completion.service_tier == "priority"
     world.drain()
     # (1,000 x $1.25 + 100 x $10) per million = $0.00225, times 2
-    assert RequestLog.objects.get().cost_nano == 4_500_000
+    row = RequestLog.objects.get()
+    assert (row.cost_nano, row.service_tier) == (4_500_000, "priority")

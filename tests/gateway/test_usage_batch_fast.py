@@ -119,6 +119,7 @@ def _event(
         "dropped_tools": "web_search_20250305",
         "web_search_calls": 3,
         "web_fetch_calls": 1,
+        "service_tier": "priority",
     }
     event.update(extra)
     return event

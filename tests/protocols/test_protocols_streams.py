@@ -269,7 +269,8 @@ def test_an_openai_client_reads_an_anthropic_tool_turn(pieces: list[bytes]) -> N
     # Roo Code reads the last chunk that has usage, with top-level cache counts.
     usage = json.loads(body.split(b"data: ")[-2])["usage"]
     assert usage["prompt_tokens"] == 3210 and usage["completion_tokens"] == 89
-    assert usage["prompt_tokens_details"] == {"cached_tokens": 3000}
+    # Anthropic's cache writes reach OpenAI clients in their own field too.
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 3000, "cache_write_tokens": 200}
     assert (usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]) == (3000, 200)
     assert usage["cost"] == 0.0123
     assert len(hooked) == 1 and hooked[0].output_tokens == 89

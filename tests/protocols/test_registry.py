@@ -85,6 +85,8 @@ def old_attempt_once(client: str, wire: str, data: dict[str, Any], extra: dict[s
     else:
         data = translate_response.anthropic_response_from_openai(data, model="public")
     shape = usage.to_anthropic() if client == "anthropic" else usage.to_openai()
+    if client == wire:  # same protocol: the upstream's usage as written wins
+        shape = {**shape, **data["usage"]}
     data["usage"] = {**shape, **extra}
     return usage, data
 
