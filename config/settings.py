@@ -193,6 +193,12 @@ TOLLGATE_ENCRYPTION_KEYS = env_list("TOLLGATE_ENCRYPTION_KEYS")
 if not TOLLGATE_ENCRYPTION_KEYS and not DEBUG and env_bool("TOLLGATE_PRODUCTION", False):
     raise ConfigError("TOLLGATE_ENCRYPTION_KEYS is required when TOLLGATE_PRODUCTION=true")
 
+TOLLGATE_PRODUCTION = env_bool("TOLLGATE_PRODUCTION", False)
+# Served usage waits in a Redis stream until the usage worker writes it: a Redis that
+# keeps nothing on disk loses it on a restart. In production Tollgate refuses to
+# start without append-only persistence unless this says the loss is accepted.
+TOLLGATE_REDIS_VOLATILE_OK = env_bool("TOLLGATE_REDIS_VOLATILE_OK", False)
+
 TOLLGATE_KEY_PREFIX = "sk-tg-"
 # How long a worker may serve a key, catalog or group from memory before it checks
 # again; explicit invalidation through Redis makes changes visible sooner.

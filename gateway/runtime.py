@@ -109,6 +109,7 @@ class Runtime:
                 timeout=10,
             )
             self.redis = aioredis.Redis(connection_pool=pool)
+            await redis_persistence_check(self.redis)
             self._key_fill = self.redis.register_script(_KEY_FILL)
             self.health = DeploymentHealth(self.redis)
             await self.health.load()
@@ -305,6 +306,24 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 STALE_RETRY_SECONDS = 5.0
+
+
+async def redis_persistence_check(redis: Any) -> bool:
+    """Whether Redis keeps an append-only file. Without one, a Redis restart loses the
+    usage events still queued (served, not yet billed or logged): in production that
+    refuses to start (unless TOLLGATE_REDIS_VOLATILE_OK), otherwise it is a warning.
+    Read with INFO, which managed Redis services allow where CONFIG is disabled."""
+    info = await redis.info("persistence")
+    if int(info.get("aof_enabled", 0)) == 1:
+        return True
+    message = (
+        "Redis has no append-only persistence (appendonly no): usage queued in it is "
+        "lost if it restarts. Set `appendonly yes` (README, Production)"
+    )
+    if settings.TOLLGATE_PRODUCTION and not settings.TOLLGATE_REDIS_VOLATILE_OK:
+        raise RuntimeError(message + ", or TOLLGATE_REDIS_VOLATILE_OK=true to accept it.")
+    log.warning("%s.", message)
+    return False
 
 
 def dependency_unavailable(exc: BaseException) -> GatewayError:
