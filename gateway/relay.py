@@ -31,7 +31,8 @@ from gateway.asgi_io import (
     stream_send,
     stream_start,
 )
-from gateway.attempts import Attempt, Chain, OpenStream, answer_once, stream_open, transport_failure
+from gateway.attempts import Attempt, Chain, OpenStream, answer_once, stream_open
+from gateway.failures import transport_failure
 from gateway.planning import Candidate, Plan
 from gateway.protocols import registry
 from gateway.protocols.errors import GatewayError
