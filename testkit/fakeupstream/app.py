@@ -29,7 +29,7 @@ from .errors import (
     stream_error_body,
 )
 from .ratelimits import RateLimitHeaders
-from .reply import plan_reply
+from .reply import Conversation, Plan, plan_reply
 from .script import Behaviour, ScriptBook
 
 DEFAULT_MODELS = (
@@ -293,20 +293,29 @@ class FakeUpstream:
             return True
         return False
 
+    def _plan(self, conv: Conversation) -> Plan:
+        """The reply, with the settings tests gave the "model" (tool arguments, the
+        file to write, the demo's tool rule)."""
+        conv.tool_arguments = self.tool_arguments
+        conv.file_write = self.file_write
+        conv.tools_when_asked = self.tools_when_asked
+        return plan_reply(conv)
+
+    def _openai_cached(self, conv: Conversation, prompt_tokens: int) -> int:
+        """OpenAI's automatic caching: tokens read from cache, once the prompt is long
+        enough."""
+        if prompt_tokens < self.openai_cache_min_tokens:
+            return 0
+        units = list(range(len(conv.units)))
+        return self.cache.openai(conv.model, conv.units, units, self.openai_cache_min_tokens)
+
     async def _openai_chat(self, ex: Exchange, body: Any) -> None:
         if await self._scripted(ex, body):
             return
         conv = openai_wire.parse_chat(body)
         prompt_tokens = conv.input_tokens()
-        cached = 0
-        if prompt_tokens >= self.openai_cache_min_tokens:
-            cached = self.cache.openai(
-                conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
-            )
-        conv.tool_arguments = self.tool_arguments
-        conv.file_write = self.file_write
-        conv.tools_when_asked = self.tools_when_asked
-        plan = plan_reply(conv)
+        cached = self._openai_cached(conv, prompt_tokens)
+        plan = self._plan(conv)
         usage = openai_wire.usage(prompt_tokens, cached, plan)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -321,15 +330,8 @@ class FakeUpstream:
             return
         conv, options = responses_wire.parse_responses(body)
         input_tokens = conv.input_tokens()
-        cached = 0
-        if input_tokens >= self.openai_cache_min_tokens:
-            cached = self.cache.openai(
-                conv.model, conv.units, list(range(len(conv.units))), self.openai_cache_min_tokens
-            )
-        conv.tool_arguments = self.tool_arguments
-        conv.file_write = self.file_write
-        conv.tools_when_asked = self.tools_when_asked
-        plan = plan_reply(conv)
+        cached = self._openai_cached(conv, input_tokens)
+        plan = self._plan(conv)
         usage = responses_render.usage(input_tokens, cached, plan)
         if body.get("stream"):
             await self._stream(
@@ -347,10 +349,7 @@ class FakeUpstream:
             body, sampling_exclusive=self.sampling_exclusive_models, betas=_betas(ex.headers)
         )
         cache = self.cache.anthropic(conv.model, conv.units)
-        conv.tool_arguments = self.tool_arguments
-        conv.file_write = self.file_write
-        conv.tools_when_asked = self.tools_when_asked
-        plan = plan_reply(conv)
+        plan = self._plan(conv)
         uncached = conv.input_tokens() - cache.read - cache.write
         usage = anthropic_render.usage(uncached, cache, plan.output_tokens)
         if body.get("stream"):
